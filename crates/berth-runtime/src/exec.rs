@@ -1,0 +1,156 @@
+//! `exec`: starting another process inside a running container.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::unistd::Pid;
+use oci_spec::runtime::Process;
+
+use crate::bundle::{self, Bundle};
+use crate::error::{Result, RuntimeError};
+use crate::runtime::Runtime;
+
+/// What to run and how, in runc's two forms: a `process.json` or flags plus a command.
+#[derive(Debug, Default, Clone)]
+pub struct ExecOptions {
+    /// A process.json (OCI `process` object); when set, the flag fields below are ignored.
+    pub process: Option<PathBuf>,
+    /// The command and its arguments.
+    pub args: Vec<String>,
+    /// Extra environment, overriding the container's.
+    pub env: Vec<(String, String)>,
+    /// Working directory (absolute).
+    pub cwd: Option<PathBuf>,
+    /// uid and optional gid.
+    pub user: Option<(u32, Option<u32>)>,
+    /// Supplementary gids.
+    pub additional_gids: Vec<u32>,
+    /// Allocate a pseudo-terminal (needs `console_socket` when detached).
+    pub tty: bool,
+    /// Capabilities to add.
+    pub caps: Vec<String>,
+    /// Set no_new_privileges.
+    pub no_new_privs: bool,
+    /// Extra fds passed through.
+    pub preserve_fds: i32,
+    /// Write the process's host pid here.
+    pub pid_file: Option<PathBuf>,
+    /// Send the pty master here.
+    pub console_socket: Option<PathBuf>,
+    /// The caller does not wait for the process.
+    pub detach: bool,
+    /// Allow exec into a paused container.
+    pub ignore_paused: bool,
+    /// Run in this sub-cgroup of the container's cgroup.
+    pub cgroup: Option<String>,
+}
+
+impl Runtime {
+    /// Starts a process in container `id` and returns its host pid.
+    pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<Pid> {
+        let c = self.load(id)?;
+        if !c.can_exec() && !(opts.ignore_paused && c.can_resume()) {
+            return Err(RuntimeError::WrongState {
+                id: id.to_string(),
+                status: crate::runtime::status_name(c.status()).to_string(),
+                op: "exec",
+            });
+        }
+        if opts.process.is_none() && opts.args.is_empty() {
+            return Err(RuntimeError::Usage(
+                "exec needs a command or --process FILE".into(),
+            ));
+        }
+        // libcontainer's flag form has no way to ask for a terminal; express it as a
+        // process.json built from the container's own process with the flags applied.
+        let mut generated = None;
+        let process = match (&opts.process, opts.tty) {
+            (Some(p), _) => Some(p.clone()),
+            (None, true) => {
+                let path = self
+                    .root()
+                    .join(format!(".exec-{}-{}.json", id, std::process::id()));
+                let proc = tty_process(&Bundle::load(c.bundle())?, opts)?;
+                let json =
+                    serde_json::to_vec(&proc).map_err(|e| RuntimeError::io(&path)(e.into()))?;
+                bundle::write_atomic(&path, &json, false).map_err(RuntimeError::io(&path))?;
+                generated = Some(path.clone());
+                Some(path)
+            }
+            (None, false) => None,
+        };
+        let env: HashMap<String, String> = opts.env.iter().cloned().collect();
+        let result = ContainerBuilder::new(id.to_string(), SyscallType::default())
+            .with_root_path(self.root())
+            .and_then(|b| b.with_pid_file(opts.pid_file.as_ref()))
+            .map(|b| {
+                b.with_console_socket(opts.console_socket.as_ref())
+                    .with_preserved_fds(opts.preserve_fds)
+            })
+            .and_then(|b| b.validate_id())
+            .and_then(|b| {
+                let mut t = b
+                    .as_tenant()
+                    .with_detach(opts.detach)
+                    .with_process(process.as_ref())
+                    .with_ignore_paused(opts.ignore_paused)
+                    .with_sub_cgroup(opts.cgroup.clone());
+                if process.is_none() {
+                    t = t
+                        .with_container_args(opts.args.clone())
+                        .with_env(env)
+                        .with_cwd(opts.cwd.as_ref())
+                        .with_user(opts.user.map(|u| u.0))
+                        .with_group(opts.user.and_then(|u| u.1))
+                        .with_additional_gids(opts.additional_gids.clone())
+                        .with_no_new_privs(opts.no_new_privs)
+                        .with_capabilities(opts.caps.clone());
+                }
+                t.build()
+            })
+            .map_err(RuntimeError::container("exec in container"));
+        if let Some(p) = generated {
+            let _ = std::fs::remove_file(p);
+        }
+        result
+    }
+}
+
+/// The container's process with the exec flags applied and a terminal requested.
+fn tty_process(bundle: &Bundle, opts: &ExecOptions) -> Result<Process> {
+    let mut p = bundle.spec.process().clone().unwrap_or_default();
+    p.set_terminal(Some(true));
+    p.set_args(Some(opts.args.clone()));
+    let mut env: Vec<String> = p
+        .env()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|kv| {
+            let k = kv.split('=').next().unwrap_or("");
+            !opts.env.iter().any(|(ek, _)| ek == k)
+        })
+        .collect();
+    env.extend(opts.env.iter().map(|(k, v)| format!("{k}={v}")));
+    p.set_env(Some(env));
+    if let Some(cwd) = &opts.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if let Some((uid, gid)) = opts.user {
+        let mut u = p.user().clone();
+        u.set_uid(uid);
+        if let Some(g) = gid {
+            u.set_gid(g);
+        }
+        if !opts.additional_gids.is_empty() {
+            u.set_additional_gids(Some(opts.additional_gids.clone()));
+        }
+        p.set_user(u);
+    }
+    if opts.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    Ok(p)
+}

@@ -1,0 +1,327 @@
+//! `berth-runtime`: an OCI runtime with runc's command line.
+//!
+//! A thin binary: argument parsing and output formats live here, the work in the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use berth_runtime::exec::ExecOptions;
+use berth_runtime::foreground::Foreground;
+use berth_runtime::logging::{self, LogFormat};
+use berth_runtime::runtime::{self, DEFAULT_ROOT};
+use berth_runtime::{sealed, CreateOptions, Runtime};
+use clap::{Args, Parser, Subcommand};
+use liboci_cli::{CommonCmd, StandardCmd};
+
+/// berth's OCI runtime. It runs containers from OCI bundles and takes runc's commands and
+/// flags, so tools written for runc (containerd, Docker, podman) can drive it unchanged.
+///
+/// A bundle is a directory with a config.json (make one with `berth-runtime spec`) and the
+/// root filesystem it names. Typical use:
+///
+///   berth-runtime run --bundle ./bundle mycontainer      run in the foreground
+///
+///   berth-runtime create --bundle ./bundle c1 && berth-runtime start c1
+///
+///   berth-runtime state c1 ; berth-runtime kill c1 TERM ; berth-runtime delete c1
+#[derive(Parser, Debug)]
+#[command(name = "berth-runtime", version, verbatim_doc_comment)]
+struct Opts {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// runc's global flags.
+#[derive(Args, Debug)]
+struct Global {
+    /// Directory for container state (on tmpfs, like runc's /run/runc).
+    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Write the runtime's own log here (default: only errors, to stderr).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true, default_value = "text")]
+    log_format: LogFormat,
+    /// Log debug detail.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Accepted for runc compatibility; berth-runtime manages cgroupfs directly.
+    #[arg(long, global = true, hide = true)]
+    systemd_cgroup: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    #[command(flatten)]
+    Standard(Box<StandardCmd>),
+    #[command(flatten)]
+    Common(Box<CommonCmd>),
+}
+
+fn main() -> ExitCode {
+    let opts = Opts::parse();
+    if let Err(msg) = logging::init(
+        opts.global.log.as_deref(),
+        opts.global.log_format,
+        opts.global.debug,
+    ) {
+        eprintln!("berth-runtime: {msg}");
+        return ExitCode::from(1);
+    }
+    match dispatch(opts) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("berth-runtime: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(opts: Opts) -> anyhow::Result<u8> {
+    let rt = Runtime::new(&opts.global.root);
+    match opts.cmd {
+        Cmd::Standard(cmd) => match *cmd {
+            StandardCmd::Create(a) => {
+                sealed::ensure_protected()?;
+                let create = CreateOptions {
+                    bundle: a.bundle,
+                    pid_file: a.pid_file,
+                    console_socket: a.console_socket,
+                    preserve_fds: a.preserve_fds,
+                    no_pivot: a.no_pivot,
+                    detach: true,
+                };
+                rt.create(&a.container_id, &create)?;
+            }
+            StandardCmd::Start(a) => {
+                rt.start(&a.container_id)?;
+            }
+            StandardCmd::State(a) => {
+                let state = rt.state(&a.container_id)?;
+                println!("{}", serde_json::to_string_pretty(&state)?);
+            }
+            StandardCmd::Kill(a) => rt.kill(&a.container_id, &a.signal, a.all)?,
+            StandardCmd::Delete(a) => rt.delete(&a.container_id, a.force)?,
+        },
+        Cmd::Common(cmd) => match *cmd {
+            CommonCmd::Run(a) => return run(&rt, a),
+            CommonCmd::Exec(a) => return exec(&rt, a),
+            CommonCmd::Ps(a) => ps(&rt, a)?,
+            CommonCmd::List(a) => list(&rt, a)?,
+            CommonCmd::Pause(a) => rt.pause(&a.container_id)?,
+            CommonCmd::Resume(a) => rt.resume(&a.container_id)?,
+            CommonCmd::Events(a) => events(&rt, a)?,
+            CommonCmd::Spec(a) => spec(a)?,
+            CommonCmd::Features(_) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&berth_runtime::features::features())?
+                );
+            }
+            CommonCmd::Update(_) => bail!("update is not supported yet"),
+            CommonCmd::Checkpointt(_) => bail!("checkpoint is not supported (no CRIU)"),
+        },
+    }
+    Ok(0)
+}
+
+/// `run`: create + start, then (unless detached) wait, forwarding signals, and exit with the
+/// container's exit code; the container is deleted afterwards unless `--keep`.
+fn run(rt: &Runtime, a: liboci_cli::Run) -> anyhow::Result<u8> {
+    sealed::ensure_protected()?;
+    let fg = if a.detach {
+        None
+    } else {
+        Some(Foreground::prepare()?)
+    };
+    let create = CreateOptions {
+        bundle: a.bundle,
+        pid_file: a.pid_file,
+        console_socket: a.console_socket,
+        preserve_fds: a.preserve_fds,
+        no_pivot: a.no_pivot,
+        detach: a.detach,
+    };
+    let id = a.container_id;
+    let mut container = rt.create(&id, &create)?;
+    let pid = container.pid().context("container has no init process")?;
+    if let Err(e) = runtime::start_loaded(&mut container) {
+        let _ = rt.delete(&id, true);
+        return Err(e.into());
+    }
+    let Some(fg) = fg else { return Ok(0) };
+    let code = fg.wait(pid);
+    if !a.keep {
+        rt.delete(&id, true)?;
+    }
+    Ok(code? as u8)
+}
+
+fn exec(rt: &Runtime, a: liboci_cli::Exec) -> anyhow::Result<u8> {
+    sealed::ensure_protected()?;
+    let fg = if a.detach {
+        None
+    } else {
+        Some(Foreground::prepare()?)
+    };
+    let opts = ExecOptions {
+        process: a.process,
+        args: a.command,
+        env: a.env,
+        cwd: a.cwd,
+        user: a.user,
+        additional_gids: a.additional_gids,
+        tty: a.tty,
+        caps: a.cap,
+        no_new_privs: a.no_new_privs,
+        preserve_fds: a.preserve_fds,
+        pid_file: a.pid_file,
+        console_socket: a.console_socket,
+        detach: a.detach,
+        ignore_paused: a.ignore_paused,
+        cgroup: a.cgroup,
+    };
+    let pid = rt.exec(&a.container_id, &opts)?;
+    match fg {
+        Some(fg) => Ok(fg.wait(pid)? as u8),
+        None => Ok(0),
+    }
+}
+
+/// `ps`: like runc, the host's `ps` output filtered to the container's processes, or the
+/// bare pid list with `--format json`.
+fn ps(rt: &Runtime, a: liboci_cli::Ps) -> anyhow::Result<()> {
+    let pids = rt.pids(&a.container_id)?;
+    match a.format.as_str() {
+        "json" => println!("{}", serde_json::to_string(&pids)?),
+        "table" => {
+            let ps_args = if a.ps_options.is_empty() {
+                vec!["-ef".to_string()]
+            } else {
+                a.ps_options
+            };
+            let out = std::process::Command::new("ps")
+                .args(&ps_args)
+                .output()
+                .context("run ps")?;
+            if !out.status.success() {
+                bail!(
+                    "ps {}: {}",
+                    ps_args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut lines = text.lines();
+            let header = lines.next().unwrap_or_default();
+            let col = header
+                .split_whitespace()
+                .position(|h| h == "PID")
+                .context("ps output has no PID column")?;
+            println!("{header}");
+            for line in lines {
+                let pid: Option<i32> = line
+                    .split_whitespace()
+                    .nth(col)
+                    .and_then(|p| p.parse().ok());
+                if pid.is_some_and(|p| pids.contains(&p)) {
+                    println!("{line}");
+                }
+            }
+        }
+        other => bail!("unknown format {other:?}: use table or json"),
+    }
+    Ok(())
+}
+
+fn list(rt: &Runtime, a: liboci_cli::List) -> anyhow::Result<()> {
+    let mut states = Vec::new();
+    for id in rt.ids()? {
+        // A container deleted between listing and loading is simply skipped.
+        if let Ok(s) = rt.state(&id) {
+            states.push(s);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        for s in &states {
+            writeln!(out, "{}", s.id)?;
+        }
+        return Ok(());
+    }
+    match a.format.as_str() {
+        "json" => writeln!(out, "{}", serde_json::to_string(&states)?)?,
+        "table" => {
+            let rows: Vec<[String; 6]> = states
+                .iter()
+                .map(|s| {
+                    [
+                        s.id.clone(),
+                        s.pid.to_string(),
+                        s.status.clone(),
+                        s.bundle.display().to_string(),
+                        s.created.clone().unwrap_or_default(),
+                        s.owner.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
+            let mut widths = [0usize; 6];
+            for row in std::iter::once(&header).chain(rows.iter()) {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.len());
+                }
+            }
+            for row in std::iter::once(&header).chain(rows.iter()) {
+                let line: Vec<String> = row
+                    .iter()
+                    .zip(widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
+                writeln!(out, "{}", line.join("   ").trim_end())?;
+            }
+        }
+        other => bail!("unknown format {other:?}: use table or json"),
+    }
+    Ok(())
+}
+
+/// `events`: resource statistics as runc prints them, once (`--stats`) or every `--interval`.
+fn events(rt: &Runtime, a: liboci_cli::Events) -> anyhow::Result<()> {
+    loop {
+        let stats = rt.stats(&a.container_id)?;
+        let event = serde_json::json!({"type": "stats", "id": a.container_id, "data": stats});
+        println!("{event}");
+        if a.stats {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs(a.interval.max(1).into()));
+    }
+}
+
+/// `spec`: writes a starting config.json (runc's defaults) into the bundle directory.
+fn spec(a: liboci_cli::Spec) -> anyhow::Result<()> {
+    let dir = a.bundle.unwrap_or_else(|| PathBuf::from("."));
+    let path = dir.join("config.json");
+    if path.exists() {
+        bail!("{}: file exists; remove it first", path.display());
+    }
+    let mut spec = if a.rootless {
+        oci_spec::runtime::Spec::rootless(
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        )
+    } else {
+        oci_spec::runtime::Spec::default()
+    };
+    spec.set_hostname(Some("berth".into()));
+    let json = serde_json::to_string_pretty(&spec)?;
+    std::fs::write(&path, json + "\n").with_context(|| format!("write {}", path.display()))?;
+    Ok(())
+}
