@@ -35,7 +35,7 @@ if ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked'; then
 fi
 
 chmod 0755 "$tmp"
-mkdir -p "$tmp"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,home,var/tmp,run}
+mkdir -p "$tmp"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,home,mnt,opt,srv,var/tmp,run}
 chmod 1777 "$tmp/tmp" "$tmp/var/tmp"
 chmod 700 "$tmp/root"
 install -m 0755 "$busybox" "$tmp/bin/busybox"

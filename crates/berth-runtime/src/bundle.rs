@@ -166,7 +166,12 @@ pub fn default_cgroups_path(id: &str) -> PathBuf {
 ///   mounts (`memory`, `cpu,cpuacct`, ...) as they appear under the container's cgroup mount,
 ///   plus the co-mount symlinks' targets.
 pub fn prepare_spec(spec: &mut Spec, id: &str, v1_hierarchies: &[String]) {
-    let mut linux = spec.linux().clone().unwrap_or_default();
+    // Not `Linux::default()`: that one comes with oci-spec's default masked and read-only
+    // paths, which a spec without a `linux` section did not ask for.
+    let mut linux = spec
+        .linux()
+        .clone()
+        .unwrap_or_else(|| serde_json::from_str("{}").expect("empty linux section"));
     if linux.cgroups_path().is_none() {
         linux.set_cgroups_path(Some(default_cgroups_path(id)));
     }

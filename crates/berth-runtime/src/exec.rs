@@ -51,7 +51,7 @@ impl Runtime {
     /// Starts a process in container `id` and returns its host pid.
     pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<Pid> {
         let c = self.load(id)?;
-        if !c.can_exec() && !(opts.ignore_paused && c.can_resume()) {
+        if !(c.can_exec() || opts.ignore_paused && c.can_resume()) {
             return Err(RuntimeError::WrongState {
                 id: id.to_string(),
                 status: crate::runtime::status_name(c.status()).to_string(),

@@ -242,7 +242,23 @@ impl Runtime {
         {
             return Err(wrong_state(&c, "delete (stop it first or use --force)"));
         }
-        c.delete(force)
+        if c.status() != ContainerStatus::Stopped {
+            // libcontainer sends SIGKILL and goes straight on to rmdir the cgroups, sleeping
+            // and retrying while they are busy. Waiting for the init to exit first (with a pid
+            // namespace the kernel has then killed every other process too) makes the first
+            // rmdir succeed and delete return with nothing left running.
+            if let Some(pid) = c.pid() {
+                let pidfd = rustix::process::Pid::from_raw(pid.as_raw()).and_then(|p| {
+                    rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+                });
+                c.kill(Signal::from(nix::sys::signal::Signal::SIGKILL), true)
+                    .map_err(RuntimeError::container("kill container"))?;
+                if let Some(fd) = pidfd {
+                    wait_exit(&fd, std::time::Duration::from_secs(10));
+                }
+            }
+        }
+        c.delete(true)
             .map_err(RuntimeError::container("delete container"))
     }
 
@@ -315,6 +331,20 @@ pub fn cgroup_manager(c: &Container) -> Result<libcgroups::common::AnyCgroupMana
         op: "open container cgroup",
         message: e.to_string(),
     })
+}
+
+/// Waits until the process behind `pidfd` has exited (its pidfd turns readable), at most
+/// `limit`.
+fn wait_exit(pidfd: &std::os::fd::OwnedFd, limit: std::time::Duration) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+    let timeout = Timespec {
+        tv_sec: limit.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    if let Err(e) = poll(&mut fds, Some(&timeout)) {
+        tracing::warn!(%e, "waiting for the container process to exit");
+    }
 }
 
 /// Writes the container's state.json atomically (libcontainer truncates and rewrites in place).
@@ -394,8 +424,8 @@ mod tests {
     fn signals_parse_like_runc() {
         for s in ["KILL", "SIGKILL", "kill", "9"] {
             assert_eq!(
-                parse_signal(s).unwrap().into_raw(),
-                nix::sys::signal::Signal::SIGKILL,
+                format!("{:?}", parse_signal(s).unwrap()),
+                "Signal(SIGKILL)",
                 "{s}"
             );
         }
