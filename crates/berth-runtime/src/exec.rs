@@ -50,6 +50,8 @@ pub struct ExecOptions {
 impl Runtime {
     /// Starts a process in container `id` and returns its host pid.
     pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<Pid> {
+        // Held until the process is started (not while a foreground exec waits for it).
+        let _lock = self.lock(id)?;
         let c = self.load(id)?;
         if !(c.can_exec() || opts.ignore_paused && c.can_resume()) {
             return Err(RuntimeError::WrongState {

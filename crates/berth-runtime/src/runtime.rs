@@ -100,6 +100,27 @@ impl Runtime {
             .map_err(RuntimeError::io(&self.root))
     }
 
+    /// Takes the container's lock: an exclusive flock on its state directory, held for the
+    /// length of one state-changing command so that, say, `kill` saving "stopped" and a
+    /// foreground `run` deleting the container cannot interleave (the delete would find the
+    /// directory refilled under it). Readers (`state`, `list`, `ps`) need no lock: state.json
+    /// is always replaced whole.
+    pub fn lock(&self, id: &str) -> Result<std::fs::File> {
+        check_id(id)?;
+        let dir = self.container_dir(id);
+        let f = std::fs::File::open(&dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => RuntimeError::NotFound(id.to_string()),
+            _ => RuntimeError::io(&dir)(e),
+        })?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| RuntimeError::io(&dir)(e.into()))?;
+        // The holder before us may have deleted the container.
+        if !dir.join("state.json").exists() {
+            return Err(RuntimeError::NotFound(id.to_string()));
+        }
+        Ok(f)
+    }
+
     /// Loads a container and refreshes its status from the kernel.
     pub fn load(&self, id: &str) -> Result<Container> {
         check_id(id)?;
@@ -201,6 +222,7 @@ impl Runtime {
 
     /// Starts the user process of a created container.
     pub fn start(&self, id: &str) -> Result<Container> {
+        let _lock = self.lock(id)?;
         let mut c = self.load(id)?;
         start_loaded(&mut c)?;
         Ok(c)
@@ -215,6 +237,7 @@ impl Runtime {
     /// Sends `signal` to the init (or with `all`, to every process of the container).
     pub fn kill(&self, id: &str, signal: &str, all: bool) -> Result<()> {
         let sig = parse_signal(signal)?;
+        let _lock = self.lock(id)?;
         let mut c = self.load(id)?;
         if !c.can_kill() {
             return Err(wrong_state(&c, "kill"));
@@ -226,6 +249,11 @@ impl Runtime {
     /// Deletes a stopped (or created) container; with `force`, kills a running one first.
     /// Deleting a container that does not exist succeeds with `force`, as with runc.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let _lock = match self.lock(id) {
+            Ok(l) => l,
+            Err(RuntimeError::NotFound(_)) if force => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let mut c = match self.load(id) {
             Ok(c) => c,
             Err(RuntimeError::NotFound(_)) if force => {
@@ -264,6 +292,7 @@ impl Runtime {
 
     /// Freezes every process of the container.
     pub fn pause(&self, id: &str) -> Result<()> {
+        let _lock = self.lock(id)?;
         let mut c = self.load(id)?;
         if !c.can_pause() {
             return Err(wrong_state(&c, "pause"));
@@ -274,6 +303,7 @@ impl Runtime {
 
     /// Thaws a paused container.
     pub fn resume(&self, id: &str) -> Result<()> {
+        let _lock = self.lock(id)?;
         let mut c = self.load(id)?;
         if !c.can_resume() {
             return Err(wrong_state(&c, "resume"));

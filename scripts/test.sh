@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests and the end-to-end tests that run real
+# containers (so: as root), then a short smoke run of the benchmark script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "the end-to-end tests run real containers: run as root" >&2
+    exit 1
+fi
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo nextest run --workspace --no-tests=fail
+# The benchmark is not a test, but a broken benchmark should not wait for someone to run it.
+BENCH_RUNS=3 bash bench/runtime-start.sh >/dev/null
