@@ -13,4 +13,8 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo nextest run --workspace --no-tests=fail
 # The benchmark is not a test, but a broken benchmark should not wait for someone to run it.
-BENCH_RUNS=3 bash bench/runtime-start.sh >/dev/null
+if ! out=$(BENCH_RUNS=3 bash bench/runtime-start.sh 2>&1); then
+    echo "$out"
+    echo "bench/runtime-start.sh failed" >&2
+    exit 1
+fi
