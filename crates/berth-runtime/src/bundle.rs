@@ -422,4 +422,79 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn spec_json() -> impl Strategy<Value = String> {
+            // Specs that are valid JSON and roughly spec-shaped, with random pieces in the
+            // places a hostile bundle would vary: mounts, namespaces, paths, options.
+            let ns = prop::sample::select(vec![
+                "pid", "network", "ipc", "uts", "mount", "user", "cgroup", "time", "bogus",
+            ]);
+            let opt = prop::sample::select(vec![
+                "ro", "rw", "rro", "nosuid", "bind", "rbind", "x=y", "",
+            ]);
+            (
+                prop::collection::vec(ns, 0..8),
+                prop::collection::vec(("[a-z/.]{0,12}", "[a-z0-9]{0,8}", prop::collection::vec(opt, 0..4)), 0..6),
+                "[a-z0-9./-]{0,16}",
+                "1\\.[0-9]\\.[0-9]|2\\.0|[0-9a-z.]{0,5}",
+            )
+                .prop_map(|(nss, mounts, cg, version)| {
+                    let nss: Vec<_> = nss.iter().map(|n| serde_json::json!({"type": n})).collect();
+                    let mounts: Vec<_> = mounts
+                        .iter()
+                        .map(|(d, t, o)| serde_json::json!({"destination": d, "type": t, "options": o}))
+                        .collect();
+                    serde_json::json!({
+                        "ociVersion": version,
+                        "root": {"path": "rootfs"},
+                        "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+                        "mounts": mounts,
+                        "linux": {"namespaces": nss, "cgroupsPath": cg}
+                    })
+                    .to_string()
+                })
+        }
+
+        proptest! {
+            /// Any bytes as config.json: an error or a spec, never a panic.
+            #[test]
+            fn arbitrary_text_never_panics(text in ".{0,400}") {
+                let _ = parse_spec(&text);
+            }
+
+            /// Spec-shaped input: parsing and preparing never panic, and preparing keeps
+            /// every read-only path the spec had and only ever adds cgroup paths.
+            #[test]
+            fn prepare_spec_only_adds(text in spec_json(), hier in prop::collection::vec("[a-z,_]{1,12}", 0..5)) {
+                if let Ok(mut spec) = parse_spec(&text) {
+                    let before = spec.linux().as_ref().and_then(|l| l.readonly_paths().clone()).unwrap_or_default();
+                    prepare_spec(&mut spec, "c", &hier);
+                    let linux = spec.linux().as_ref().unwrap();
+                    prop_assert!(linux.cgroups_path().is_some());
+                    let after = linux.readonly_paths().clone().unwrap_or_default();
+                    prop_assert!(before.iter().all(|p| after.contains(p)));
+                    for added in after.iter().filter(|p| !before.contains(p)) {
+                        let is_cgroup_mount = spec.mounts().iter().flatten().any(|m| {
+                            m.typ().as_deref() == Some("cgroup")
+                                && added.starts_with(&*m.destination().to_string_lossy())
+                        });
+                        prop_assert!(is_cgroup_mount, "added {added:?}");
+                    }
+                }
+            }
+
+            /// Mountinfo parsing survives arbitrary lines.
+            #[test]
+            fn mountinfo_never_panics(lines in prop::collection::vec(".{0,120}", 0..20)) {
+                let text = lines.join("\n");
+                for name in v1_hierarchies_from_mountinfo(&text) {
+                    prop_assert!(!name.contains('/') && !name.is_empty());
+                }
+            }
+        }
+    }
 }

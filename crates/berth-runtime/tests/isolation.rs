@@ -31,7 +31,15 @@ fn killed_by_signal_exits_128_plus_signal() {
 
 #[test]
 fn process_is_pid_1_with_hostname_and_env() {
-    let mut c = Ctr::new("pid1", &["sh", "-c", "echo $$; hostname; echo $FOO; pwd"]);
+    let mut c = Ctr::new(
+        "pid1",
+        &[
+            "sh",
+            "-c",
+            "echo $$; hostname; echo $FOO; pwd; cat /proc/sys/kernel/domainname",
+        ],
+    );
+    c.spec["domainname"] = json!("berth.example");
     c.spec["process"]["env"]
         .as_array_mut()
         .unwrap()
@@ -39,7 +47,7 @@ fn process_is_pid_1_with_hostname_and_env() {
     c.spec["process"]["cwd"] = json!("/tmp");
     let out = c.run();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "1\nberth-test\nbar\n/tmp\n");
+    assert_eq!(stdout(&out), "1\nberth-test\nbar\n/tmp\nberth.example\n");
 }
 
 #[test]
@@ -351,4 +359,164 @@ fn hooks_run_in_order() {
     assert!(out.status.success(), "{}", stderr(&out));
     let got = std::fs::read_to_string(&log).unwrap();
     assert_eq!(got, "createRuntime\npoststart\npoststop\n");
+}
+
+#[test]
+fn seccomp_log_allows_and_trace_without_tracer_fails() {
+    let mut c = Ctr::new(
+        "seccomplog",
+        &[
+            "sh",
+            "-c",
+            "mkdir /tmp/logged && echo logged-ok; rmdir /tmp/logged 2>&1 || true",
+        ],
+    );
+    c.spec["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_LOG"},
+            {"names": ["rmdir"], "action": "SCMP_ACT_TRACE", "errnoRet": 1}
+        ]
+    });
+    let out = c.run();
+    let t = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(t.contains("logged-ok"), "{t}");
+    // With no tracer attached, a traced syscall fails with ENOSYS.
+    assert!(t.contains("Function not implemented"), "{t}");
+}
+
+#[test]
+fn device_cgroup_denies_devices_not_allowed() {
+    // CAP_MKNOD lets the process create the node; the device cgroup still refuses to open it.
+    let mut c = Ctr::new(
+        "devcg",
+        &[
+            "sh",
+            "-c",
+            "mknod /tmp/sda b 8 0 && echo made; head -c1 /tmp/sda >/dev/null 2>&1 || echo denied",
+        ],
+    );
+    for set in ["bounding", "effective", "permitted"] {
+        c.spec["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_MKNOD"));
+    }
+    c.spec["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    let out = c.run();
+    assert_eq!(stdout(&out), "made\ndenied\n", "{}", stderr(&out));
+}
+
+#[test]
+fn no_pivot_still_confines_the_root() {
+    let c = Ctr::new(
+        "nopivot",
+        &["sh", "-c", "ls /; test -e /bin/busybox && echo in-rootfs"],
+    );
+    c.write_spec();
+    let bundle = c.bundle.path().to_str().unwrap().to_string();
+    let out = c.rt(&["run", "--no-pivot", "--bundle", &bundle, &c.id]);
+    let t = stdout(&out);
+    assert!(t.contains("in-rootfs"), "{t} {}", stderr(&out));
+    assert!(
+        !t.contains("work") && !t.contains("lost+found"),
+        "host root visible: {t}"
+    );
+}
+
+#[test]
+fn hooks_in_the_container_namespace_run_inside_it() {
+    // createContainer runs in the container's namespaces before pivot_root (so its "/" is
+    // still the host's, seen from the container's mount namespace); startContainer runs
+    // after it, inside the container's root.
+    let mut c = Ctr::new("nshooks", &["true"]);
+    let outside = c.bundle.path().join("create.log");
+    c.spec["hooks"] = json!({
+        "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c",
+            format!("test -e /proc/self/ns/mnt && readlink /proc/self/ns/mnt > {}", outside.display())]}],
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "hostname > /hooks.log"]}]
+    });
+    let out = c.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let inside = std::fs::read_to_string(c.rootfs().join("hooks.log")).unwrap_or_default();
+    assert_eq!(
+        inside, "berth-test\n",
+        "startContainer runs in the container's uts and root"
+    );
+    let create_ns = std::fs::read_to_string(&outside).unwrap();
+    let host_ns = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    assert_ne!(
+        create_ns.trim(),
+        host_ns.to_str().unwrap(),
+        "createContainer runs in the container's mount ns"
+    );
+}
+
+/// A host mount made under a bind-mounted directory after the container started shows up
+/// inside with `rslave` propagation and not with `rprivate`.
+#[test]
+fn mount_propagation_follows_the_spec() {
+    struct Unmount(Vec<std::path::PathBuf>);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            for p in self.0.iter().rev() {
+                let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+    }
+    for (prop, expect) in [("rslave", true), ("rprivate", false)] {
+        let mut c = Ctr::new(
+            "propagation",
+            &[
+                "sh",
+                "-c",
+                "while ! test -e /data/sub/ready; do usleep 20000; done 2>/dev/null & sleep 1000",
+            ],
+        );
+        let shared = c.bundle.path().join("shared");
+        std::fs::create_dir_all(shared.join("sub")).unwrap();
+        let mut guard = Unmount(Vec::new());
+        nix::mount::mount(
+            Some(&shared),
+            &shared,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+        guard.0.push(shared.clone());
+        nix::mount::mount(
+            None::<&str>,
+            &shared,
+            None::<&str>,
+            nix::mount::MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .unwrap();
+        c.spec["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data", "type": "bind", "source": shared, "options": ["rbind", prop]
+        }));
+        assert!(c.create().status.success());
+        c.ok(&["start", &c.id]);
+        let sub = shared.join("sub");
+        nix::mount::mount(
+            Some("tmpfs"),
+            &sub,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        guard.0.push(sub.clone());
+        let out = c.rt(&[
+            "exec",
+            &c.id,
+            "sh",
+            "-c",
+            "grep -c ' /data/sub ' /proc/self/mountinfo || true",
+        ]);
+        let seen = stdout(&out).trim() != "0";
+        assert_eq!(seen, expect, "{prop}: {}", stdout(&out));
+        c.ok(&["delete", "--force", &c.id]);
+    }
 }

@@ -572,6 +572,65 @@ impl Mount {
         mount_option_config: &MountOptionConfig,
         label: Option<&str>,
     ) -> Result<()> {
+        self.mount_into_container_inner(m, rootfs, mount_option_config, label)?;
+        self.apply_mount_propagation(m, rootfs)
+    }
+
+    /// berth patch: apply a mount's propagation options (`private`, `rslave`, ...), as runc
+    /// does after mounting. Upstream parses them as flags to *clear* and never applies them,
+    /// so a bind of a shared host directory stayed shared whatever the spec said.
+    fn apply_mount_propagation(&self, m: &SpecMount, rootfs: &Path) -> Result<()> {
+        let propagation: Vec<(MsFlags, bool)> = m
+            .options()
+            .iter()
+            .flatten()
+            .filter_map(|o| match o.as_str() {
+                "private" => Some((MsFlags::MS_PRIVATE, false)),
+                "rprivate" => Some((MsFlags::MS_PRIVATE, true)),
+                "shared" => Some((MsFlags::MS_SHARED, false)),
+                "rshared" => Some((MsFlags::MS_SHARED, true)),
+                "slave" => Some((MsFlags::MS_SLAVE, false)),
+                "rslave" => Some((MsFlags::MS_SLAVE, true)),
+                "unbindable" => Some((MsFlags::MS_UNBINDABLE, false)),
+                "runbindable" => Some((MsFlags::MS_UNBINDABLE, true)),
+                _ => None,
+            })
+            .collect();
+        if propagation.is_empty() {
+            return Ok(());
+        }
+        // The destination now resolves to the root of the new mount.
+        let mounted: OwnedFd = Root::open(rootfs)?.resolve(m.destination())?.into();
+        for (flag, recursive) in propagation {
+            let attr = linux::MountAttr {
+                attr_set: 0,
+                attr_clr: 0,
+                propagation: flag.bits() as u64,
+                userns_fd: 0,
+            };
+            let flags = if recursive {
+                linux::AT_EMPTY_PATH | linux::AT_RECURSIVE
+            } else {
+                linux::AT_EMPTY_PATH
+            };
+            self.syscall.mount_setattr(
+                mounted.as_fd(),
+                Path::new(""),
+                flags,
+                &attr,
+                mem::size_of::<linux::MountAttr>(),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn mount_into_container_inner(
+        &self,
+        m: &SpecMount,
+        rootfs: &Path,
+        mount_option_config: &MountOptionConfig,
+        label: Option<&str>,
+    ) -> Result<()> {
         let typ = m.typ().as_deref();
         let mut data_options = mount_option_config.data.clone();
 
