@@ -7,7 +7,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::Spec;
 
 /// A problem with the bundle; each variant's message names the file and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -155,17 +155,9 @@ pub fn default_cgroups_path(id: &str) -> PathBuf {
     PathBuf::from(format!("/{id}"))
 }
 
-/// berth's adjustments to a spec before libcontainer sees it.
-///
-/// - `linux.cgroupsPath` defaults to [`default_cgroups_path`].
-/// - A cgroup mount asked for read-only stays read-only. libcontainer 0.7 bind-mounts each v1
-///   hierarchy read-write whatever the mount options say, which lets a container's root raise
-///   its own limits. libcontainer applies `linux.readonlyPaths` after all mounts, with a
-///   bind-remount per path, so listing the cgroup tmpfs and each hierarchy under it there
-///   restores what the spec asked for. `v1_hierarchies` are the names of the host's v1 cgroup
-///   mounts (`memory`, `cpu,cpuacct`, ...) as they appear under the container's cgroup mount,
-///   plus the co-mount symlinks' targets.
-pub fn prepare_spec(spec: &mut Spec, id: &str, v1_hierarchies: &[String]) {
+/// berth's adjustments to a spec before libcontainer sees it: `linux.cgroupsPath` defaults
+/// to [`default_cgroups_path`].
+pub fn prepare_spec(spec: &mut Spec, id: &str) {
     // Not `Linux::default()`: that one comes with oci-spec's default masked and read-only
     // paths, which a spec without a `linux` section did not ask for.
     let mut linux = spec
@@ -175,76 +167,7 @@ pub fn prepare_spec(spec: &mut Spec, id: &str, v1_hierarchies: &[String]) {
     if linux.cgroups_path().is_none() {
         linux.set_cgroups_path(Some(default_cgroups_path(id)));
     }
-    let ro_cgroup_mounts: Vec<PathBuf> = spec
-        .mounts()
-        .iter()
-        .flatten()
-        .filter(|m| m.typ().as_deref() == Some("cgroup"))
-        .filter(|m| {
-            m.options()
-                .iter()
-                .flatten()
-                .any(|o| o == "ro" || o == "rro")
-        })
-        .map(|m| m.destination().clone())
-        .collect();
-    if !ro_cgroup_mounts.is_empty() && !v1_hierarchies.is_empty() {
-        let mut ro = linux.readonly_paths().clone().unwrap_or_default();
-        for dest in &ro_cgroup_mounts {
-            // The tmpfs first: its remount must not hide the hierarchies bound after it.
-            let dest_s = dest.to_string_lossy().into_owned();
-            if !ro.contains(&dest_s) {
-                ro.push(dest_s);
-            }
-            for h in v1_hierarchies {
-                let p = dest.join(h).to_string_lossy().into_owned();
-                if !ro.contains(&p) {
-                    ro.push(p);
-                }
-            }
-        }
-        linux.set_readonly_paths(Some(ro));
-    }
     spec.set_linux(Some(linux));
-}
-
-/// Names of the host's cgroup v1 hierarchies mounted under /sys/fs/cgroup (empty on a pure v2
-/// host), read from a mountinfo text.
-pub fn v1_hierarchies_from_mountinfo(mountinfo: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in mountinfo.lines() {
-        // mountinfo: id parent maj:min root mountpoint options [optional...] - fstype source superopts
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        if right.split_whitespace().next() != Some("cgroup") {
-            continue;
-        }
-        let Some(mountpoint) = left.split_whitespace().nth(4) else {
-            continue;
-        };
-        if let Some(name) = mountpoint.strip_prefix("/sys/fs/cgroup/") {
-            if !name.is_empty() && !name.contains('/') && !out.iter().any(|n| n == name) {
-                out.push(name.to_string());
-            }
-        }
-    }
-    out
-}
-
-/// The host's v1 hierarchies (see [`v1_hierarchies_from_mountinfo`]).
-pub fn host_v1_hierarchies() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|m| v1_hierarchies_from_mountinfo(&m))
-        .unwrap_or_default()
-}
-
-/// Whether the spec asks for a namespace of this type (without a path to join).
-pub fn has_new_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| ns.iter().any(|n| n.typ() == typ && n.path().is_none()))
 }
 
 /// Writes `spec` to `dir/config.json` atomically (write, rename; a scratch copy needs no fsync).
@@ -287,15 +210,6 @@ pub fn write_atomic(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    const MOUNTINFO: &str = "\
-25 30 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
-30 25 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
-31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw
-34 30 0:30 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,memory
-35 30 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,cpu,cpuacct
-36 30 0:32 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd
-";
-
     fn minimal_spec() -> Spec {
         parse_spec(
             r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},
@@ -307,21 +221,9 @@ mod tests {
     }
 
     #[test]
-    fn v1_hierarchies_skip_cgroup2_and_tmpfs() {
-        assert_eq!(
-            v1_hierarchies_from_mountinfo(MOUNTINFO),
-            vec!["memory", "cpu,cpuacct", "systemd"]
-        );
-        assert!(v1_hierarchies_from_mountinfo(
-            "31 30 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw"
-        )
-        .is_empty());
-    }
-
-    #[test]
     fn default_cgroups_path_is_set_only_when_missing() {
         let mut spec = minimal_spec();
-        prepare_spec(&mut spec, "c1", &[]);
+        prepare_spec(&mut spec, "c1");
         let linux = spec.linux().as_ref().unwrap();
         assert_eq!(linux.cgroups_path().as_deref(), Some(Path::new("/c1")));
 
@@ -329,46 +231,11 @@ mod tests {
         let mut l = spec.linux().clone().unwrap();
         l.set_cgroups_path(Some("/mine/c1".into()));
         spec.set_linux(Some(l));
-        prepare_spec(&mut spec, "c1", &[]);
+        prepare_spec(&mut spec, "c1");
         assert_eq!(
             spec.linux().as_ref().unwrap().cgroups_path().as_deref(),
             Some(Path::new("/mine/c1"))
         );
-    }
-
-    #[test]
-    fn read_only_cgroup_mount_becomes_readonly_paths() {
-        let mut spec = minimal_spec();
-        let h = v1_hierarchies_from_mountinfo(MOUNTINFO);
-        prepare_spec(&mut spec, "c1", &h);
-        let ro = spec
-            .linux()
-            .as_ref()
-            .unwrap()
-            .readonly_paths()
-            .clone()
-            .unwrap();
-        assert_eq!(
-            ro,
-            vec![
-                "/proc/bus",
-                "/sys/fs/cgroup",
-                "/sys/fs/cgroup/memory",
-                "/sys/fs/cgroup/cpu,cpuacct",
-                "/sys/fs/cgroup/systemd"
-            ]
-        );
-    }
-
-    #[test]
-    fn read_write_cgroup_mount_is_left_alone() {
-        let mut spec = parse_spec(
-            r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},
-                "mounts":[{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["rw"]}]}"#,
-        )
-        .unwrap();
-        prepare_spec(&mut spec, "c1", &["memory".to_string()]);
-        assert!(spec.linux().as_ref().unwrap().readonly_paths().is_none());
     }
 
     #[test]
@@ -466,33 +333,20 @@ mod tests {
                 let _ = parse_spec(&text);
             }
 
-            /// Spec-shaped input: parsing and preparing never panic, and preparing keeps
-            /// every read-only path the spec had and only ever adds cgroup paths.
+            /// Spec-shaped input: parsing and preparing never panic; preparing sets a
+            /// cgroups path and keeps one the spec had.
             #[test]
-            fn prepare_spec_only_adds(text in spec_json(), hier in prop::collection::vec("[a-z,_]{1,12}", 0..5)) {
+            fn prepare_spec_sets_cgroups_path(text in spec_json()) {
                 if let Ok(mut spec) = parse_spec(&text) {
-                    let before = spec.linux().as_ref().and_then(|l| l.readonly_paths().clone()).unwrap_or_default();
-                    prepare_spec(&mut spec, "c", &hier);
+                    let before = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+                    let ro_before = spec.linux().as_ref().and_then(|l| l.readonly_paths().clone());
+                    prepare_spec(&mut spec, "c");
                     let linux = spec.linux().as_ref().unwrap();
                     prop_assert!(linux.cgroups_path().is_some());
-                    let after = linux.readonly_paths().clone().unwrap_or_default();
-                    prop_assert!(before.iter().all(|p| after.contains(p)));
-                    for added in after.iter().filter(|p| !before.contains(p)) {
-                        let is_cgroup_mount = spec.mounts().iter().flatten().any(|m| {
-                            m.typ().as_deref() == Some("cgroup")
-                                && added.starts_with(&*m.destination().to_string_lossy())
-                        });
-                        prop_assert!(is_cgroup_mount, "added {added:?}");
+                    if before.is_some() {
+                        prop_assert_eq!(linux.cgroups_path(), &before);
                     }
-                }
-            }
-
-            /// Mountinfo parsing survives arbitrary lines.
-            #[test]
-            fn mountinfo_never_panics(lines in prop::collection::vec(".{0,120}", 0..20)) {
-                let text = lines.join("\n");
-                for name in v1_hierarchies_from_mountinfo(&text) {
-                    prop_assert!(!name.contains('/') && !name.is_empty());
+                    prop_assert_eq!(linux.readonly_paths(), &ro_before);
                 }
             }
         }

@@ -1,10 +1,10 @@
 //! berth's OCI runtime as a library: bundles in, isolated processes out.
 //!
 //! The heavy lifting (namespaces, mounts, pivot_root, capabilities, seccomp, cgroups) is
-//! youki's `libcontainer` and `libcgroups`; this crate adds what berth needs around them:
-//! precise bundle errors, spec adjustments that close gaps in libcontainer
-//! ([`bundle::prepare_spec`]), protection of the runtime binary ([`sealed`]), atomic state,
-//! foreground waiting with signal forwarding, and runc's command surface.
+//! youki's `libcontainer` and `libcgroups` (vendored with fixes, see `vendor/*/BERTH-PATCHES.md`);
+//! this crate adds what berth needs around them: precise bundle errors and spec defaults
+//! ([`bundle`]), protection of the runtime binary ([`sealed`]), a lock per container,
+//! foreground waiting with signal forwarding ([`foreground`]), and runc's command surface.
 //!
 //! libcontainer forks and runs Rust code in its children, so everything here must be called
 //! from a single-threaded process: the `berth-runtime` binary or a per-container monitor.

@@ -164,7 +164,7 @@ impl Runtime {
         if self.container_dir(id).exists() {
             return Err(RuntimeError::Exists(id.to_string()));
         }
-        bundle::prepare_spec(&mut bundle.spec, id, &bundle::host_v1_hierarchies());
+        bundle::prepare_spec(&mut bundle.spec, id);
         let prepared = self.root.join(format!(".prepared-{id}"));
         std::fs::create_dir_all(&prepared).map_err(RuntimeError::io(&prepared))?;
         let result = bundle::write_spec(&bundle.spec, &prepared)

@@ -216,6 +216,17 @@ fn container_cannot_raise_its_own_cgroup_limits() {
             (64u64 << 20).to_string(),
             "cgroupns={with_cgroupns}"
         );
+        let said = std::fs::read_to_string(c.bundle.path().join(".stdout")).unwrap();
+        let errors = std::fs::read_to_string(c.bundle.path().join(".stderr")).unwrap();
+        assert!(
+            !said.contains("RAISED") && !said.contains("TOUCHED"),
+            "{said}"
+        );
+        assert_eq!(
+            errors.matches("Read-only file system").count(),
+            2,
+            "{errors}"
+        );
     }
 }
 

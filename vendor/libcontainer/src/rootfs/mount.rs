@@ -121,6 +121,15 @@ impl Default for Mount {
     }
 }
 
+/// berth patch: whether a spec mount asks to be read-only.
+#[cfg(feature = "v1")]
+fn is_read_only(m: &SpecMount) -> bool {
+    m.options()
+        .iter()
+        .flatten()
+        .any(|o| o == "ro" || o == "rro")
+}
+
 impl Mount {
     pub fn new() -> Mount {
         Mount {
@@ -349,6 +358,27 @@ impl Mount {
             }
         }
 
+        // berth patch: with `ro`, the tmpfs holding the hierarchies becomes read-only too, once
+        // the hierarchies and co-mount symlinks are in place (as runc does).
+        if is_read_only(cgroup_mount) {
+            let tmpfs_root: OwnedFd = Root::open(options.root)?
+                .resolve(cgroup_mount.destination())?
+                .into();
+            let attr = linux::MountAttr {
+                attr_set: linux::MOUNT_ATTR_RDONLY,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: 0,
+            };
+            self.syscall.mount_setattr(
+                tmpfs_root.as_fd(),
+                Path::new(""),
+                linux::AT_EMPTY_PATH,
+                &attr,
+                mem::size_of::<linux::MountAttr>(),
+            )?;
+        }
+
         Ok(())
     }
 
@@ -388,8 +418,13 @@ impl Mount {
             subsystem_name.into()
         };
 
+        let mut flags = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        // berth patch: honour `ro` on the cgroup mount.
+        if is_read_only(cgroup_mount) {
+            flags |= MsFlags::MS_RDONLY;
+        }
         let mount_options_config = MountOptionConfig {
-            flags: MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            flags,
             data: vec![data.into_owned()],
             rec_attr: None,
         };
@@ -450,7 +485,8 @@ impl Mount {
                 )
                 .typ("bind")
                 .options(
-                    ["rw", "rbind"]
+                    // berth patch: honour `ro` on the cgroup mount (upstream hard-coded "rw").
+                    [if is_read_only(cgroup_mount) { "ro" } else { "rw" }, "rbind"]
                         .iter()
                         .map(|o| o.to_string())
                         .collect::<Vec<String>>(),
