@@ -9,6 +9,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Process;
 
 use crate::bundle::{self, Bundle};
+use crate::console::ConsoleListener;
 use crate::error::{Result, RuntimeError};
 use crate::runtime::Runtime;
 
@@ -48,8 +49,10 @@ pub struct ExecOptions {
 }
 
 impl Runtime {
-    /// Starts a process in container `id` and returns its host pid.
-    pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<Pid> {
+    /// Starts a process in container `id` and returns its host pid, and the console socket
+    /// its pty master arrived on when the runtime relays the terminal itself (foreground,
+    /// terminal asked for, no console socket given).
+    pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<(Pid, Option<ConsoleListener>)> {
         // Held until the process is started (not while a foreground exec waits for it).
         let _lock = self.lock(id)?;
         let c = self.load(id)?;
@@ -83,19 +86,38 @@ impl Runtime {
             }
             (None, false) => None,
         };
+        let wants_terminal = match &opts.process {
+            Some(p) => std::fs::read(p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Process>(&b).ok())
+                .and_then(|p| p.terminal())
+                .unwrap_or(false),
+            None => opts.tty,
+        };
+        let mut console_socket = opts.console_socket.clone();
+        let mut detach = opts.detach;
+        let console = if wants_terminal && !opts.detach && console_socket.is_none() {
+            let listener = ConsoleListener::bind(self.root(), id)?;
+            console_socket = Some(listener.path().to_path_buf());
+            // As for create: libcontainer takes a console socket only when "detached".
+            detach = true;
+            Some(listener)
+        } else {
+            None
+        };
         let env: HashMap<String, String> = opts.env.iter().cloned().collect();
         let result = ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(self.root())
             .and_then(|b| b.with_pid_file(opts.pid_file.as_ref()))
             .map(|b| {
-                b.with_console_socket(opts.console_socket.as_ref())
+                b.with_console_socket(console_socket.as_ref())
                     .with_preserved_fds(opts.preserve_fds)
             })
             .and_then(|b| b.validate_id())
             .and_then(|b| {
                 let mut t = b
                     .as_tenant()
-                    .with_detach(opts.detach)
+                    .with_detach(detach)
                     .with_process(process.as_ref())
                     .with_ignore_paused(opts.ignore_paused)
                     .with_sub_cgroup(opts.cgroup.clone());
@@ -116,7 +138,7 @@ impl Runtime {
         if let Some(p) = generated {
             let _ = std::fs::remove_file(p);
         }
-        result
+        result.map(|pid| (pid, console))
     }
 }
 

@@ -11,6 +11,7 @@ use nix::unistd::Pid;
 use signal_hook::consts::signal::*;
 use signal_hook::iterator::Signals;
 
+use crate::console::Relay;
 use crate::error::{Result, RuntimeError};
 
 /// Signals the foreground runtime forwards to the container process (everything catchable
@@ -43,8 +44,10 @@ impl Foreground {
     }
 
     /// Forwards signals to `pid` until it exits; returns the exit code to use.
-    /// Other children that were reparented to us are reaped on the way.
-    pub fn wait(mut self, pid: Pid) -> Result<i32> {
+    /// Other children that were reparented to us are reaped on the way. With a terminal
+    /// `relay`, a window change resizes the pty instead of being forwarded (the pty then
+    /// signals the container's foreground process group itself).
+    pub fn wait(mut self, pid: Pid, relay: Option<&Relay>) -> Result<i32> {
         // The process may already have exited before we got here: check first.
         if let Some(code) = reap(pid)? {
             return Ok(code);
@@ -55,6 +58,8 @@ impl Foreground {
                     if let Some(code) = reap(pid)? {
                         return Ok(code);
                     }
+                } else if let (SIGWINCH, Some(relay)) = (sig, relay) {
+                    relay.resize();
                 } else if let Ok(s) = Signal::try_from(sig) {
                     // The process may be gone already; its exit is picked up via SIGCHLD.
                     let _ = kill(pid, s);

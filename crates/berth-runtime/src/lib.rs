@@ -10,6 +10,7 @@
 //! from a single-threaded process: the `berth-runtime` binary or a per-container monitor.
 
 pub mod bundle;
+pub mod console;
 pub mod error;
 pub mod exec;
 pub mod features;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use berth_runtime::console::Relay;
 use berth_runtime::exec::ExecOptions;
 use berth_runtime::foreground::Foreground;
 use berth_runtime::logging::{self, LogFormat};
@@ -149,14 +150,29 @@ fn run(rt: &Runtime, a: liboci_cli::Run) -> anyhow::Result<u8> {
         detach: a.detach,
     };
     let id = a.container_id;
-    let mut container = rt.create(&id, &create)?;
+    let created = rt.create(&id, &create)?;
+    let mut container = created.container;
     let pid = container.pid().context("container has no init process")?;
+    let relay = match created
+        .console
+        .map(|c| c.receive_master().and_then(Relay::start))
+    {
+        Some(Err(e)) => {
+            let _ = rt.delete(&id, true);
+            return Err(e.into());
+        }
+        Some(Ok(r)) => Some(r),
+        None => None,
+    };
     if let Err(e) = runtime::start_loaded(&mut container) {
         let _ = rt.delete(&id, true);
         return Err(e.into());
     }
     let Some(fg) = fg else { return Ok(0) };
-    let code = fg.wait(pid);
+    let code = fg.wait(pid, relay.as_ref());
+    if let Some(r) = relay {
+        r.finish();
+    }
     if !a.keep {
         rt.delete(&id, true)?;
     }
@@ -187,9 +203,18 @@ fn exec(rt: &Runtime, a: liboci_cli::Exec) -> anyhow::Result<u8> {
         ignore_paused: a.ignore_paused,
         cgroup: a.cgroup,
     };
-    let pid = rt.exec(&a.container_id, &opts)?;
+    let (pid, console) = rt.exec(&a.container_id, &opts)?;
+    let relay = console
+        .map(|c| c.receive_master().and_then(Relay::start))
+        .transpose()?;
     match fg {
-        Some(fg) => Ok(fg.wait(pid)? as u8),
+        Some(fg) => {
+            let code = fg.wait(pid, relay.as_ref());
+            if let Some(r) = relay {
+                r.finish();
+            }
+            Ok(code? as u8)
+        }
         None => Ok(0),
     }
 }

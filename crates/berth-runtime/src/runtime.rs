@@ -12,6 +12,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use serde::Serialize;
 
 use crate::bundle::{self, Bundle};
+use crate::console::ConsoleListener;
 use crate::error::{Result, RuntimeError};
 
 /// Default state root, like runc's `/run/runc`.
@@ -32,6 +33,16 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     /// Whether the caller will not wait for the process (affects the terminal checks).
     pub detach: bool,
+}
+
+/// What `create` made: the container and, when the runtime relays the terminal itself (a
+/// foreground caller, `process.terminal`, no console socket), the socket the pty master
+/// arrived on.
+pub struct Created {
+    /// The new container, in state "created".
+    pub container: Container,
+    /// Set when the runtime must relay the container's terminal (see [`crate::console`]).
+    pub console: Option<ConsoleListener>,
 }
 
 /// The state JSON `berth-runtime state` prints: the OCI state plus runc's extra fields.
@@ -156,7 +167,7 @@ impl Runtime {
     /// libcontainer is given a prepared copy of `config.json` in `<root>/.prepared-<id>`; the
     /// state records the user's bundle. On any failure everything made so far (state
     /// directory, cgroups, processes) is removed again.
-    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Container> {
+    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Created> {
         check_id(id)?;
         let mut bundle = Bundle::load(&opts.bundle)?;
         bundle.require_process()?;
@@ -165,17 +176,34 @@ impl Runtime {
             return Err(RuntimeError::Exists(id.to_string()));
         }
         bundle::prepare_spec(&mut bundle.spec, id);
+        let wants_terminal = bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        let mut opts = opts.clone();
+        let console = if wants_terminal && !opts.detach && opts.console_socket.is_none() {
+            let listener = ConsoleListener::bind(&self.root, id)?;
+            opts.console_socket = Some(listener.path().to_path_buf());
+            // libcontainer accepts a console socket only from "detached" callers; the flag
+            // changes nothing else in it.
+            opts.detach = true;
+            Some(listener)
+        } else {
+            None
+        };
         let prepared = self.root.join(format!(".prepared-{id}"));
         std::fs::create_dir_all(&prepared).map_err(RuntimeError::io(&prepared))?;
         let result = bundle::write_spec(&bundle.spec, &prepared)
             .map_err(RuntimeError::from)
-            .and_then(|_| self.build(id, &prepared, opts));
+            .and_then(|_| self.build(id, &prepared, &opts));
         let _ = std::fs::remove_dir_all(&prepared);
         match result {
             Ok(mut container) => {
                 container.state.bundle = bundle.path.clone();
                 save_state(&container)?;
-                Ok(container)
+                Ok(Created { container, console })
             }
             Err(e) => {
                 self.remove_leftovers(id);

@@ -448,3 +448,36 @@ fn exec_joins_the_containers_cgroup() {
     assert!(cgroup_dirs(&format!("/{}", c.id)).is_empty());
     assert!(cgroup_dirs(&format!("/:youki:{}", c.id)).is_empty());
 }
+
+/// Foreground `run` and `exec -t` with a terminal and no console socket: the runtime relays
+/// the pty itself, as runc does.
+#[test]
+fn foreground_terminal_is_relayed() {
+    let mut c = Ctr::new("fgtty", &["sh", "-c", "tty; echo out-$((6*7)); exit 3"]);
+    c.spec["process"]["terminal"] = json!(true);
+    let out = c.run();
+    let t = stdout(&out);
+    assert!(t.contains("/dev/pts/0"), "{t:?} {}", stderr(&out));
+    assert!(t.contains("out-42"), "{t:?}");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!c.root.path().join(&c.id).exists());
+    // The console socket the runtime listened on is gone too.
+    let left: Vec<_> = std::fs::read_dir(c.root.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    let c = Ctr::new("exectty", &["sleep", "1000"]);
+    assert!(c.create().status.success());
+    c.ok(&["start", &c.id]);
+    let out = c.rt(&["exec", "-t", &c.id, "sh", "-c", "tty; exit 5"]);
+    assert!(
+        stdout(&out).contains("/dev/pts/"),
+        "{} {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(5));
+}
