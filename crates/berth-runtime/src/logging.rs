@@ -2,19 +2,28 @@
 //!
 //! Without `--log`, only the final one-line error reaches stderr (libcontainer logs every
 //! failure at several levels; repeating those to a user's terminal would bury the message).
-//! With `--log FILE`, warnings and errors (or everything, with `--debug`) go to the file in
-//! the chosen format, which is what containerd and Docker read back.
+//! With `--log FILE`, warnings and errors (or everything, with `--debug`) go to the file.
+//!
+//! The JSON format is runc's, one object per line: `{"level":"error","msg":"...","time":"..."}`.
+//! containerd (go-runc) reads that file back after a failure and reports the last `msg`, so the
+//! field names matter; tracing-subscriber's own JSON layout uses others.
 
+use std::fmt;
 use std::path::Path;
 
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// Log record format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,
-    /// One JSON object per line (`{"level":..,"msg":..,"time":..}` as runc writes it).
+    /// runc's JSON lines.
     Json,
 }
 
@@ -41,28 +50,89 @@ pub fn init(log: Option<&Path>, format: LogFormat, debug: bool) -> Result<(), St
     }
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_target(false);
-    match log {
+        .with_target(false)
+        .with_ansi(false);
+    let writer: Box<dyn Fn() -> Box<dyn std::io::Write> + Send + Sync> = match log {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .map_err(|e| format!("open log file {}: {e}", path.display()))?;
-            let w = std::sync::Mutex::new(file);
-            match format {
-                LogFormat::Json => builder.json().flatten_event(true).with_writer(w).init(),
-                LogFormat::Text => builder.with_ansi(false).with_writer(w).init(),
-            }
+            Box::new(move || {
+                Box::new(file.try_clone().expect("dup log fd")) as Box<dyn std::io::Write>
+            })
         }
-        None => match format {
-            LogFormat::Json => builder
-                .json()
-                .flatten_event(true)
-                .with_writer(std::io::stderr)
-                .init(),
-            LogFormat::Text => builder.with_writer(std::io::stderr).init(),
-        },
+        None => Box::new(|| Box::new(std::io::stderr()) as Box<dyn std::io::Write>),
+    };
+    match format {
+        LogFormat::Json => builder.event_format(RuncJson).with_writer(writer).init(),
+        LogFormat::Text => builder.with_writer(writer).init(),
     }
     Ok(())
+}
+
+/// Formats events as runc does with `--log-format json`.
+pub struct RuncJson;
+
+impl<S, N> FormatEvent<S, N> for RuncJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let level = match *event.metadata().level() {
+            Level::ERROR => "error",
+            Level::WARN => "warning",
+            Level::INFO => "info",
+            Level::DEBUG => "debug",
+            Level::TRACE => "trace",
+        };
+        let mut record = serde_json::Map::new();
+        record.insert("level".into(), level.into());
+        record.insert("msg".into(), fields.message.into());
+        record.insert(
+            "time".into(),
+            chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                .into(),
+        );
+        for (k, v) in fields.rest {
+            record.insert(k, v.into());
+        }
+        writeln!(writer, "{}", serde_json::Value::Object(record))
+    }
+}
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    rest: Vec<(String, String)>,
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        } else {
+            self.rest
+                .push((field.name().to_string(), format!("{value:?}")));
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_string();
+        } else {
+            self.rest
+                .push((field.name().to_string(), value.to_string()));
+        }
+    }
 }

@@ -481,3 +481,29 @@ fn foreground_terminal_is_relayed() {
     );
     assert_eq!(out.status.code(), Some(5));
 }
+
+/// `--log FILE --log-format json` writes runc's JSON lines, which containerd reads back.
+#[test]
+fn json_log_has_runcs_shape() {
+    let c = Ctr::new("jsonlog", &["true"]);
+    let log = c.bundle.path().join("runtime.log");
+    let out = c.rt(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "run",
+        "--bundle",
+        "/no/such/bundle",
+        &c.id,
+    ]);
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error");
+    assert!(
+        last["msg"].as_str().unwrap().contains("/no/such/bundle"),
+        "{last}"
+    );
+    assert!(last["time"].as_str().unwrap().contains('T'));
+}
