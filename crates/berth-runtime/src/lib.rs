@@ -12,6 +12,7 @@
 pub mod bundle;
 pub mod console;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod features;
 pub mod foreground;

@@ -317,12 +317,15 @@ fn list(rt: &Runtime, a: liboci_cli::List) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `events`: resource statistics as runc prints them, once (`--stats`) or every `--interval`.
+/// `events`: resource statistics as runc prints them, once (`--stats`) or every `--interval`
+/// seconds.
 fn events(rt: &Runtime, a: liboci_cli::Events) -> anyhow::Result<()> {
     loop {
         let stats = rt.stats(&a.container_id)?;
-        let event = serde_json::json!({"type": "stats", "id": a.container_id, "data": stats});
-        println!("{event}");
+        println!(
+            "{}",
+            berth_runtime::events::stats_event(&a.container_id, &stats)
+        );
         if a.stats {
             return Ok(());
         }

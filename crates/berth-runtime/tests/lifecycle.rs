@@ -173,7 +173,7 @@ fn ps_list_and_events() {
     assert_eq!(ev["type"], "stats");
     assert_eq!(ev["id"], c.id.as_str());
     assert!(
-        ev["data"]["memory"]["memory"]["usage"].as_u64().unwrap() > 0,
+        ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
         "{ev}"
     );
     assert_eq!(ev["data"]["pids"]["current"], 2, "{ev}");
