@@ -2,8 +2,9 @@
 # Install what building and testing berth needs on Debian 12, as root. Idempotent.
 #
 # System packages: a C toolchain and pkg-config for the -sys crates, libseccomp (youki's
-# libcontainer links it), libelf and zlib (libbpf, for cgroup v2 device rules), busybox-static (the test image), runc and hyperfine (the benchmark's
-# peer and timer), jq. Rust itself comes from rustup; it is not installed here.
+# libcontainer links it), libelf and zlib (libbpf, for cgroup v2 device rules),
+# busybox-static (the test image), runc and hyperfine (the benchmark's peer and timer), jq.
+# Rust itself comes from rustup; it is not installed here.
 set -euo pipefail
 
 packages=(build-essential pkg-config libseccomp-dev libelf-dev zlib1g-dev busybox-static runc hyperfine jq procps)

@@ -76,7 +76,13 @@ impl Devices {
 
         // Increase `ulimit -l` limit to avoid BPF_PROG_LOAD error (#2167).
         // This limit is not inherited into the container.
-        bpf_prog::bump_memlock_rlimit()?;
+        // berth patch: since Linux 5.11 BPF memory is charged to the memory cgroup and
+        // RLIMIT_MEMLOCK no longer limits it; raising the limit needs CAP_SYS_RESOURCE, which a
+        // runtime in a restricted environment may lack. A real shortage still fails the
+        // program load below, with its own error.
+        if let Err(err) = bpf_prog::bump_memlock_rlimit() {
+            tracing::debug!("not raising RLIMIT_MEMLOCK for the device filter: {err}");
+        }
         let prog_fd = bpf_prog::load(LICENSE, prog.bytecodes())?;
 
         // FIXME: simple way to attach BPF program
