@@ -44,12 +44,7 @@ fn pure_v2_view_runs_containers_with_device_filter_and_freezer() {
         "v2",
         &["sh", "-c", "head -c1 /dev/null && echo devnull-ok; mknod /tmp/sda b 8 0 && (head -c1 /tmp/sda >/dev/null 2>&1 || echo sda-denied); exec sleep 1000"],
     );
-    for set in ["bounding", "effective", "permitted"] {
-        c.spec["process"]["capabilities"][set]
-            .as_array_mut()
-            .unwrap()
-            .push(json!("CAP_MKNOD"));
-    }
+    c.add_caps(&["CAP_MKNOD"]);
     let cg = format!("/rt-v2-{}", c.id);
     c.spec["linux"]["cgroupsPath"] = json!(cg);
     c.write_spec();

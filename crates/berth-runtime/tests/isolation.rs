@@ -17,16 +17,10 @@ fn exit_code_is_the_containers() {
 fn killed_by_signal_exits_128_plus_signal() {
     // pid 1 ignores signals it has no handler for, except from outside its namespace: `kill`.
     let c = Ctr::new("sigexit", &["sh", "-c", "echo ready; sleep 1000"]);
-    c.write_spec();
-    let bundle = c.bundle.path().to_str().unwrap().to_string();
-    let mut cmd = c.cmd(&["run", "--bundle", &bundle, &c.id]);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut buf = [0u8; 6];
-    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
+    let run = c.spawn_run();
+    assert_eq!(run.line(), "ready");
     c.ok(&["kill", &c.id, "KILL"]);
-    assert_eq!(child.wait().unwrap().code(), Some(137));
+    assert_eq!(run.wait().0.code(), Some(137));
 }
 
 #[test]
@@ -139,12 +133,7 @@ fn without_cap_sys_admin_mount_fails() {
             "mkdir -p /mnt && mount -t tmpfs none /mnt && echo mounted",
         ],
     );
-    for set in ["bounding", "effective", "permitted"] {
-        c.spec["process"]["capabilities"][set]
-            .as_array_mut()
-            .unwrap()
-            .push(json!("CAP_SYS_ADMIN"));
-    }
+    c.add_caps(&["CAP_SYS_ADMIN"]);
     let out = c.run();
     assert_eq!(stdout(&out), "mounted\n", "{}", stderr(&out));
 }
@@ -396,12 +385,7 @@ fn device_cgroup_denies_devices_not_allowed() {
             "mknod /tmp/sda b 8 0 && echo made; head -c1 /tmp/sda >/dev/null 2>&1 || echo denied",
         ],
     );
-    for set in ["bounding", "effective", "permitted"] {
-        c.spec["process"]["capabilities"][set]
-            .as_array_mut()
-            .unwrap()
-            .push(json!("CAP_MKNOD"));
-    }
+    c.add_caps(&["CAP_MKNOD"]);
     c.spec["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
     let out = c.run();
     assert_eq!(stdout(&out), "made\ndenied\n", "{}", stderr(&out));

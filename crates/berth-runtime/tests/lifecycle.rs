@@ -238,24 +238,14 @@ fn run_forwards_signals_and_reports_the_exit() {
             "trap 'echo got-term; exit 42' TERM; echo ready; while true; do usleep 10000; done",
         ],
     );
-    c.write_spec();
-    let bundle = c.bundle.path().to_str().unwrap().to_string();
-    let mut cmd = c.cmd(&["run", "--bundle", &bundle, &c.id]);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout_pipe = child.stdout.take().unwrap();
-    let mut buf = [0u8; 6];
-    std::io::Read::read_exact(&mut stdout_pipe, &mut buf).unwrap();
-    assert_eq!(&buf, b"ready\n");
+    let run = c.spawn_run();
+    assert_eq!(run.line(), "ready");
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(run.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout_pipe, &mut rest).unwrap();
-    let status = child.wait().unwrap();
+    let (status, rest) = run.wait();
     assert_eq!(rest, "got-term\n");
     assert_eq!(status.code(), Some(42));
     // run deletes the container afterwards.

@@ -50,13 +50,7 @@ fn container_cannot_overwrite_runtime_through_proc_exe() {
     let mut attacker = Ctr::new("attacker", &["sh", "-c", &script]);
     let ns = attacker.spec["linux"]["namespaces"].as_array_mut().unwrap();
     ns.retain(|n| n["type"] != "pid");
-    for set in ["bounding", "effective", "permitted"] {
-        let caps = attacker.spec["process"]["capabilities"][set]
-            .as_array_mut()
-            .unwrap();
-        caps.push(json!("CAP_SYS_PTRACE"));
-        caps.push(json!("CAP_DAC_OVERRIDE"));
-    }
+    attacker.add_caps(&["CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE"]);
     assert!(attacker.create().status.success());
     attacker.ok(&["start", &attacker.id]);
     let out_file = attacker.rootfs().join("out");

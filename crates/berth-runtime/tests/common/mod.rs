@@ -205,9 +205,84 @@ impl Ctr {
         }
     }
 
+    /// Adds capabilities to the bounding, effective and permitted sets.
+    pub fn add_caps(&mut self, caps: &[&str]) {
+        for set in ["bounding", "effective", "permitted"] {
+            let list = self.spec["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap();
+            list.extend(caps.iter().map(|c| json!(c)));
+        }
+    }
+
+    /// Starts `run` in the foreground with stdout piped, for tests that talk to it while it
+    /// runs. The returned handle kills the runtime if the test fails before it exits.
+    pub fn spawn_run(&self) -> Foreground {
+        self.write_spec();
+        let bundle = self.bundle.path().to_str().unwrap().to_string();
+        let mut cmd = self.cmd(&["run", "--bundle", &bundle, &self.id]);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+        });
+        Foreground { child, lines }
+    }
+
     /// Host paths of this container's cgroup in every mounted hierarchy that has it.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         cgroup_dirs(&self.cgroups_path())
+    }
+}
+
+/// A foreground `run` in progress (see [`Ctr::spawn_run`]).
+pub struct Foreground {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Foreground {
+    /// The next line the container printed (30 s at most).
+    pub fn line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("no output from the container within 30 s")
+    }
+
+    /// Waits (30 s at most) for the runtime to exit; returns its status and the rest of the
+    /// output.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the runtime did not exit within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // The reader thread ends at EOF, once the last writer (the container) is gone.
+        let mut rest = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            rest.push(line);
+        }
+        (status, rest.iter().map(|l| format!("{l}\n")).collect())
+    }
+}
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
