@@ -279,17 +279,15 @@ impl Runtime {
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let _lock = match self.lock(id) {
             Ok(l) => l,
-            Err(RuntimeError::NotFound(_)) if force => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let mut c = match self.load(id) {
-            Ok(c) => c,
             Err(RuntimeError::NotFound(_)) if force => {
+                // Nothing to delete, or a directory without state.json that a create
+                // interrupted by a crash left behind.
                 let _ = std::fs::remove_dir_all(self.container_dir(id));
                 return Ok(());
             }
             Err(e) => return Err(e),
         };
+        let mut c = self.load(id)?;
         if !force
             && !matches!(
                 c.status(),

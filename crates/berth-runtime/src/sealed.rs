@@ -21,7 +21,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::fcntl::{AtFlags, OFlag};
 use rustix::mount::{
@@ -208,11 +208,6 @@ fn reexec(fd: OwnedFd) -> io::Error {
         Err(e) => e.into(),
         Ok(never) => match never {},
     }
-}
-
-/// Path of the running executable (for messages and tests).
-pub fn current_exe_path() -> PathBuf {
-    std::fs::read_link("/proc/self/exe").unwrap_or_default()
 }
 
 #[cfg(test)]
