@@ -1,5 +1,12 @@
-//! berth's image store, the data half: layer extraction onto overlayfs-ready directories.
-//! Pure data handling; no HTTP, no daemon.
+//! berth's image store, the data half: digests, image references with Docker's
+//! normalization, a content-addressed blob store, and layer extraction onto
+//! overlayfs-ready directories. Pure data handling; no HTTP, no daemon.
 #![forbid(unsafe_code)]
 
+pub mod content;
+pub mod digest;
 pub mod layer;
+pub mod reference;
+
+pub use digest::Digest;
+pub use reference::Reference;
