@@ -24,6 +24,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, Timestamps};
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::Digest;
 
 /// The prefix of a whiteout entry.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -100,6 +103,22 @@ pub struct UnpackStats {
     pub bytes: u64,
     /// Whiteouts turned into overlay whiteouts or opaque markers.
     pub whiteouts: u64,
+    /// The digest of the uncompressed tar stream: the layer's "diff ID" in an image config.
+    pub diff_id: Option<Digest>,
+}
+
+/// Hashes what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Compression of a layer stream, detected from its first bytes.
@@ -153,7 +172,11 @@ pub fn unpack<R: Read>(
         entry: ".".into(),
         source: e.into(),
     })?;
-    let mut archive = tar::Archive::new(decompress(reader).map_err(LayerError::Read)?);
+    let hashing = HashingReader {
+        inner: decompress(reader).map_err(LayerError::Read)?,
+        hasher: Sha256::new(),
+    };
+    let mut archive = tar::Archive::new(hashing);
     let mut stats = UnpackStats::default();
     // Directory times are set last: creating their children would change them again.
     let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
@@ -362,6 +385,10 @@ pub fn unpack<R: Read>(
             let _ = set_mtime(&parent, rel.file_name().expect("named"), *mtime);
         }
     }
+    // The diff ID covers the whole uncompressed stream, padding after the end blocks included.
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(LayerError::Read)?;
+    stats.diff_id = Some(Digest::from_hasher(rest.hasher));
     Ok(stats)
 }
 

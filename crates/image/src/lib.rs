@@ -4,9 +4,11 @@
 #![forbid(unsafe_code)]
 
 pub mod content;
+pub mod diff;
 pub mod digest;
 pub mod layer;
 pub mod reference;
+pub mod snapshot;
 
 pub use digest::Digest;
 pub use reference::Reference;

@@ -1,0 +1,273 @@
+//! Layer snapshots on overlayfs: each layer unpacked once, into a directory keyed by its chain
+//! ID, and shared by every image and container that has it below.
+//!
+//! `<root>/<chain hex>/fs` is a layer's tree. It is unpacked into `<root>/.tmp-*` and renamed
+//! into place only when complete, so a crash never leaves a half-unpacked layer under a valid
+//! name. A container's rootfs is an overlay of its image's layers (top first) plus a writable
+//! upper directory of its own.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::Digest;
+use crate::layer::{self, LayerError, UnpackOptions, UnpackStats};
+
+/// Snapshot errors.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The layer stream was refused or unreadable.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// The uncompressed layer does not hash to the diff ID the image config names.
+    #[error("layer diff ID mismatch: config says {expected}, layer is {actual}")]
+    DiffIdMismatch {
+        /// From the image config.
+        expected: Digest,
+        /// What the stream hashed to.
+        actual: Digest,
+    },
+    /// A parent snapshot is missing.
+    #[error("parent snapshot {0} not found")]
+    NoParent(Digest),
+    /// File-system trouble.
+    #[error("{what} {}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// mount(2) or umount(2) failed.
+    #[error("{what} {}", path.display())]
+    Mount {
+        /// What was being done.
+        what: &'static str,
+        /// The mount point.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: rustix::io::Errno,
+    },
+}
+
+/// The chain ID of a layer: its diff ID for the bottom layer, otherwise
+/// `sha256(parent_chain + " " + diff_id)` (OCI image spec, config.md).
+pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+    match parent {
+        None => diff_id.clone(),
+        Some(p) => {
+            let mut h = Sha256::new();
+            h.update(format!("{p} {diff_id}").as_bytes());
+            Digest::from_hasher(h)
+        }
+    }
+}
+
+/// Layer directories under one root.
+#[derive(Debug, Clone)]
+pub struct Snapshotter {
+    root: PathBuf,
+}
+
+impl Snapshotter {
+    /// Opens (creating if needed) a snapshot root.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, SnapshotError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(|source| SnapshotError::Io {
+            what: "create",
+            path: root.clone(),
+            source,
+        })?;
+        Ok(Snapshotter { root })
+    }
+
+    /// The tree of a layer (whether or not it exists).
+    pub fn layer_dir(&self, chain: &Digest) -> PathBuf {
+        self.root.join(chain.hex()).join("fs")
+    }
+
+    /// Whether a layer is unpacked.
+    pub fn has(&self, chain: &Digest) -> bool {
+        self.layer_dir(chain).is_dir()
+    }
+
+    /// Unpacks a layer on top of `parent` and returns its chain ID and what was unpacked.
+    /// When `expected_diff_id` is given, a layer that does not hash to it is refused and
+    /// nothing is kept. Unpacking a layer that is already there is a no-op that still checks
+    /// nothing: callers look up [`Snapshotter::has`] first.
+    pub fn unpack<R: Read>(
+        &self,
+        parent: Option<&Digest>,
+        layer_stream: R,
+        expected_diff_id: Option<&Digest>,
+        opts: &UnpackOptions,
+    ) -> Result<(Digest, UnpackStats), SnapshotError> {
+        if let Some(p) = parent {
+            if !self.has(p) {
+                return Err(SnapshotError::NoParent(p.clone()));
+            }
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempdir_in(&self.root)
+            .map_err(|source| SnapshotError::Io {
+                what: "create temporary directory in",
+                path: self.root.clone(),
+                source,
+            })?;
+        let fs = tmp.path().join("fs");
+        std::fs::create_dir(&fs).map_err(|source| SnapshotError::Io {
+            what: "create",
+            path: fs.clone(),
+            source,
+        })?;
+        let stats = layer::unpack(layer_stream, &fs, opts)?;
+        let diff_id = stats.diff_id.clone().expect("unpack sets the diff ID");
+        if let Some(want) = expected_diff_id {
+            if want != &diff_id {
+                return Err(SnapshotError::DiffIdMismatch {
+                    expected: want.clone(),
+                    actual: diff_id,
+                });
+            }
+        }
+        let chain = chain_id(parent, &diff_id);
+        let dest = self.root.join(chain.hex());
+        if dest.exists() {
+            return Ok((chain, stats)); // someone else unpacked the same layer meanwhile
+        }
+        let tmp_path = tmp.keep();
+        std::fs::rename(&tmp_path, &dest).map_err(|source| {
+            let _ = std::fs::remove_dir_all(&tmp_path);
+            SnapshotError::Io {
+                what: "rename into",
+                path: dest.clone(),
+                source,
+            }
+        })?;
+        Ok((chain, stats))
+    }
+
+    /// Removes a layer's tree.
+    pub fn remove(&self, chain: &Digest) -> Result<(), SnapshotError> {
+        let dir = self.root.join(chain.hex());
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(SnapshotError::Io {
+                what: "remove",
+                path: dir,
+                source,
+            }),
+        }
+    }
+
+    /// Every unpacked layer's chain ID.
+    pub fn list(&self) -> Vec<Digest> {
+        let mut out: Vec<Digest> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                format!("sha256:{}", e.file_name().to_string_lossy())
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// The writable part of a container's rootfs.
+#[derive(Debug, Clone)]
+pub struct Upper {
+    /// Where the container's changes land.
+    pub upper: PathBuf,
+    /// overlayfs' scratch directory (same file system as `upper`).
+    pub work: PathBuf,
+}
+
+/// Mounts an overlay of `lowers` (top layer first) at `target`, writable through `upper` if
+/// given, read-only otherwise (a single layer then needs an empty second lower; see below).
+pub fn mount_overlay(
+    target: &Path,
+    lowers: &[PathBuf],
+    upper: Option<&Upper>,
+) -> Result<(), SnapshotError> {
+    let merr = |source| SnapshotError::Mount {
+        what: "mount overlay at",
+        path: target.to_path_buf(),
+        source,
+    };
+    if lowers.is_empty() {
+        return Err(merr(rustix::io::Errno::INVAL));
+    }
+    let mut data = String::from("lowerdir=");
+    data.push_str(
+        &lowers
+            .iter()
+            .map(|p| escape(p))
+            .collect::<Vec<_>>()
+            .join(":"),
+    );
+    if let Some(u) = upper {
+        data.push_str(&format!(
+            ",upperdir={},workdir={}",
+            escape(&u.upper),
+            escape(&u.work)
+        ));
+    }
+    // Whiteouts and opaque dirs are stored as overlayfs expects them; "index=off" and
+    // "xino=off" keep the mount independent of any other overlay over the same layers.
+    data.push_str(",index=off,xino=off");
+    let flags = if upper.is_some() {
+        rustix::mount::MountFlags::empty()
+    } else {
+        rustix::mount::MountFlags::RDONLY
+    };
+    let data = std::ffi::CString::new(data).map_err(|_| merr(rustix::io::Errno::INVAL))?;
+    rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str()).map_err(merr)
+}
+
+/// Unmounts an overlay (lazily, so a busy mount cannot block cleanup).
+pub fn unmount(target: &Path) -> Result<(), SnapshotError> {
+    rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH).map_err(|source| {
+        SnapshotError::Mount {
+            what: "unmount",
+            path: target.to_path_buf(),
+            source,
+        }
+    })
+}
+
+fn escape(p: &Path) -> String {
+    let mut out = String::new();
+    for c in p.to_string_lossy().chars() {
+        if matches!(c, ':' | ',' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_image_spec() {
+        let a = Digest::of(b"a");
+        let b = Digest::of(b"b");
+        assert_eq!(chain_id(None, &a), a);
+        let want = Digest::of(format!("{a} {b}").as_bytes());
+        assert_eq!(chain_id(Some(&a), &b), want);
+        assert_ne!(chain_id(Some(&b), &a), want, "order matters");
+    }
+}
