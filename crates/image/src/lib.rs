@@ -7,6 +7,7 @@ pub mod content;
 pub mod diff;
 pub mod digest;
 pub mod layer;
+pub mod manifest;
 pub mod reference;
 pub mod snapshot;
 
