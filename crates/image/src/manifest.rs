@@ -40,9 +40,9 @@ pub enum ManifestError {
 #[derive(Debug, Clone)]
 pub enum AnyManifest {
     /// A single-platform image manifest.
-    Image(ImageManifest),
+    Image(Box<ImageManifest>),
     /// An index / manifest list.
-    Index(ImageIndex),
+    Index(Box<ImageIndex>),
 }
 
 fn json<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, ManifestError> {
