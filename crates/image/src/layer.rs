@@ -39,6 +39,15 @@ pub enum LayerError {
     /// The stream is not a readable tar (or its compression is corrupt or truncated).
     #[error("read layer")]
     Read(#[source] io::Error),
+    /// The stream broke off or is corrupt inside an entry's content.
+    #[error("read layer entry {entry:?}")]
+    ReadEntry {
+        /// The entry being read.
+        entry: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
     /// An entry's name is absolute.
     #[error("layer entry {0:?}: absolute path refused")]
     Absolute(String),
@@ -260,7 +269,7 @@ pub fn unpack<R: Read>(
                 )
                 .map_err(|e| werr(e.into()))?;
                 let mut file = std::fs::File::from(fd);
-                stats.bytes += io::copy(&mut entry, &mut file).map_err(werr)?;
+                stats.bytes += copy_entry(&mut entry, &mut file, &name)?;
                 // After the content: chmod of a setuid file must come last (a write clears it).
                 rfs::fchmod(&file, mode).map_err(|e| werr(e.into()))?;
             }
@@ -390,6 +399,35 @@ pub fn unpack<R: Read>(
     io::copy(&mut rest, &mut io::sink()).map_err(LayerError::Read)?;
     stats.diff_id = Some(Digest::from_hasher(rest.hasher));
     Ok(stats)
+}
+
+/// Copies an entry's content, telling a broken stream (read) from a failing disk (write).
+fn copy_entry<R: Read, W: io::Write>(
+    from: &mut R,
+    to: &mut W,
+    name: &str,
+) -> Result<u64, LayerError> {
+    let mut buf = [0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(LayerError::ReadEntry {
+                    entry: name.to_string(),
+                    source,
+                })
+            }
+        };
+        to.write_all(&buf[..n])
+            .map_err(|source| LayerError::Write {
+                entry: name.to_string(),
+                source,
+            })?;
+        total += n as u64;
+    }
 }
 
 /// Turns an entry name into a relative path of normal components, or refuses it.

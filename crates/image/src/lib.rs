@@ -3,6 +3,7 @@
 //! overlayfs-ready directories. Pure data handling; no HTTP, no daemon.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod content;
 pub mod diff;
 pub mod digest;
