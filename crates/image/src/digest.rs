@@ -5,8 +5,11 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
 
-/// A validated sha256 content digest.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A validated sha256 content digest; serialized as its `sha256:…` string.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct Digest {
     hex: String,
 }
@@ -76,6 +79,19 @@ impl FromStr for Digest {
         Ok(Digest {
             hex: hex.to_string(),
         })
+    }
+}
+
+impl TryFrom<String> for Digest {
+    type Error = DigestError;
+    fn try_from(s: String) -> Result<Self, DigestError> {
+        s.parse()
+    }
+}
+
+impl From<Digest> for String {
+    fn from(d: Digest) -> String {
+        d.to_string()
     }
 }
 

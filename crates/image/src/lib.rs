@@ -11,6 +11,7 @@ pub mod layer;
 pub mod manifest;
 pub mod reference;
 pub mod snapshot;
+pub mod store;
 
 pub use digest::Digest;
 pub use reference::Reference;

@@ -1,0 +1,431 @@
+//! The image store: content, snapshots and the metadata that ties them together (images,
+//! tags), with Docker's `rmi` rules and a mark-and-sweep garbage collector.
+//!
+//! Metadata are small JSON files replaced atomically (write, fsync, rename, fsync the
+//! directory): `images/<id hex>.json` per image and `tags.json` for all tags. Writes happen in
+//! an order that keeps the store consistent after a crash at any point: blobs and snapshots
+//! first, then the image record, then its tags; removal goes the other way. Anything a crash
+//! leaves unreferenced is what [`ImageStore::gc`] sweeps. Mutations take an exclusive lock on
+//! `<root>/lock`, so several processes can share a store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::archive::{self, ArchiveError, LoadedImage};
+use crate::content::{ContentError, ContentStore};
+use crate::digest::Digest;
+use crate::manifest::{self, AnyManifest, ManifestError};
+use crate::reference::{Reference, ReferenceError};
+use crate::snapshot::{SnapshotError, Snapshotter};
+
+/// What the store records about an image; everything else is in its blobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// The image ID: its config's digest.
+    pub id: Digest,
+    /// Its manifest's digest.
+    pub manifest: Digest,
+    /// Chain IDs of its layers, bottom first.
+    pub chain: Vec<Digest>,
+}
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No image by that name or ID.
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    /// A short ID that matches more than one image.
+    #[error("image ID prefix {0:?} is ambiguous")]
+    Ambiguous(String),
+    /// Docker's refusals of `rmi` (message as Docker words it).
+    #[error("conflict: unable to delete {id} (must be forced) - {why}")]
+    Conflict {
+        /// Short image ID.
+        id: String,
+        /// Why.
+        why: String,
+    },
+    /// Blob trouble.
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// Snapshot trouble.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// Archive trouble.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// A stored manifest no longer parses.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A bad reference.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// A metadata file is unreadable or malformed.
+    #[error("{}: {why}", path.display())]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// What [`ImageStore::remove`] did, in Docker's words (`Untagged:` / `Deleted:` lines).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// Tags removed.
+    pub untagged: Vec<Reference>,
+    /// Image IDs deleted.
+    pub deleted: Vec<Digest>,
+}
+
+/// What [`ImageStore::gc`] swept.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcStats {
+    /// Blobs removed.
+    pub blobs: usize,
+    /// Snapshots removed.
+    pub snapshots: usize,
+}
+
+/// The image store under one root.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    root: PathBuf,
+    content: ContentStore,
+    snapshots: Snapshotter,
+}
+
+impl ImageStore {
+    /// Opens (creating if needed) a store.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        for d in ["images", "tmp"] {
+            std::fs::create_dir_all(root.join(d)).map_err(|e| meta_err(&root.join(d), e))?;
+        }
+        Ok(ImageStore {
+            content: ContentStore::open(root.join("content"))?,
+            snapshots: Snapshotter::open(root.join("snapshots"))?,
+            root,
+        })
+    }
+
+    /// The blobs.
+    pub fn content(&self) -> &ContentStore {
+        &self.content
+    }
+
+    /// The layer snapshots.
+    pub fn snapshots(&self) -> &Snapshotter {
+        &self.snapshots
+    }
+
+    /// Loads an archive (`docker save` or OCI layout) and records and tags its images.
+    pub fn load<R: Read>(
+        &self,
+        reader: R,
+    ) -> Result<Vec<(ImageRecord, Vec<Reference>)>, StoreError> {
+        let _lock = self.lock()?;
+        let loaded = archive::load(
+            reader,
+            &self.content,
+            &self.snapshots,
+            &self.root.join("tmp"),
+        )?;
+        let mut out = Vec::new();
+        for LoadedImage {
+            manifest,
+            config,
+            chain,
+            tags,
+        } in loaded
+        {
+            let record = ImageRecord {
+                id: config,
+                manifest,
+                chain,
+            };
+            self.write_record(&record)?;
+            let mut all = self.read_tags()?;
+            for t in &tags {
+                all.insert(t.to_string(), record.id.clone());
+            }
+            self.write_tags(&all)?;
+            out.push((record, tags));
+        }
+        Ok(out)
+    }
+
+    /// Every image, sorted by ID.
+    pub fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {
+        let dir = self.root.join("images");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir)
+            .map_err(|e| meta_err(&dir, e))?
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(hex) = name.strip_suffix(".json") {
+                if format!("sha256:{hex}").parse::<Digest>().is_ok() {
+                    out.push(self.read_record(&e.path())?);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// All tags, by normalized reference.
+    pub fn tags(&self) -> Result<BTreeMap<String, Digest>, StoreError> {
+        self.read_tags()
+    }
+
+    /// The tags of one image.
+    pub fn tags_of(&self, id: &Digest) -> Result<Vec<Reference>, StoreError> {
+        Ok(self
+            .read_tags()?
+            .into_iter()
+            .filter(|(_, d)| d == id)
+            .filter_map(|(r, _)| Reference::parse(&r).ok())
+            .collect())
+    }
+
+    /// Finds an image as Docker does: a reference (`busybox`, `busybox:1`), a full ID
+    /// (`sha256:…`), or an unambiguous ID prefix (at least 4 hex digits, like `docker rmi`).
+    pub fn resolve(&self, name: &str) -> Result<ImageRecord, StoreError> {
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        if hex.len() >= 4
+            && hex.len() <= 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            let matches: Vec<ImageRecord> = self
+                .images()?
+                .into_iter()
+                .filter(|i| i.id.hex().starts_with(hex))
+                .collect();
+            match matches.len() {
+                1 => return Ok(matches.into_iter().next().expect("one")),
+                0 => {}
+                _ => return Err(StoreError::Ambiguous(name.to_string())),
+            }
+        }
+        let r = Reference::parse(name).map_err(|_| StoreError::NoSuchImage(name.to_string()))?;
+        let id = self
+            .read_tags()?
+            .get(&r.to_string())
+            .cloned()
+            .ok_or_else(|| StoreError::NoSuchImage(r.familiar()))?;
+        self.record(&id)
+    }
+
+    /// The record of an image ID.
+    pub fn record(&self, id: &Digest) -> Result<ImageRecord, StoreError> {
+        let path = self.record_path(id);
+        if !path.exists() {
+            return Err(StoreError::NoSuchImage(id.to_string()));
+        }
+        self.read_record(&path)
+    }
+
+    /// The image's manifest and config, read back and verified from the content store.
+    pub fn config_of(
+        &self,
+        image: &ImageRecord,
+    ) -> Result<oci_spec::image::ImageConfiguration, StoreError> {
+        let bytes = self.content.read(&image.id)?;
+        Ok(manifest::parse_config(&image.id.to_string(), &bytes)?)
+    }
+
+    /// Tags an image (`docker tag`); moves the tag if it named another image.
+    pub fn tag(&self, id: &Digest, r: &Reference) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        self.record(id)?;
+        let mut all = self.read_tags()?;
+        all.insert(r.to_string(), id.clone());
+        self.write_tags(&all)
+    }
+
+    /// `docker rmi`: a reference removes that tag, and the image once no tag is left; an ID
+    /// removes the image if it has at most one tag (more need `force`). An image that
+    /// `in_use` says a container uses is refused unless `force`.
+    pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        in_use: &dyn Fn(&Digest) -> bool,
+    ) -> Result<Removed, StoreError> {
+        let _lock = self.lock()?;
+        let image = self.resolve(name)?;
+        let short = image.id.hex()[..12].to_string();
+        let mut tags = self.read_tags()?;
+        let mine: Vec<String> = tags
+            .iter()
+            .filter(|(_, d)| **d == image.id)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let by_ref = Reference::parse(name)
+            .ok()
+            .filter(|r| mine.contains(&r.to_string()));
+        let mut removed = Removed::default();
+        if let Some(r) = &by_ref {
+            if mine.len() > 1 {
+                tags.remove(&r.to_string());
+                self.write_tags(&tags)?;
+                removed.untagged.push(r.clone());
+                return Ok(removed);
+            }
+        } else if mine.len() > 1 && !force {
+            return Err(StoreError::Conflict {
+                id: short,
+                why: "image is referenced in multiple repositories".into(),
+            });
+        }
+        if in_use(&image.id) && !force {
+            return Err(StoreError::Conflict {
+                id: short,
+                why: "image is being used by a container".into(),
+            });
+        }
+        for r in &mine {
+            tags.remove(r);
+            removed.untagged.extend(Reference::parse(r).ok());
+        }
+        self.write_tags(&tags)?;
+        let path = self.record_path(&image.id);
+        std::fs::remove_file(&path).map_err(|e| meta_err(&path, e))?;
+        sync_dir(&self.root.join("images"))?;
+        removed.deleted.push(image.id);
+        Ok(removed)
+    }
+
+    /// Removes images without tags (`docker image prune`), except those `in_use`; then
+    /// collects garbage. Returns the removed IDs.
+    pub fn prune_dangling(
+        &self,
+        in_use: &dyn Fn(&Digest) -> bool,
+    ) -> Result<(Vec<Digest>, GcStats), StoreError> {
+        let removed = {
+            let _lock = self.lock()?;
+            let tagged: BTreeSet<Digest> = self.read_tags()?.into_values().collect();
+            let mut removed = Vec::new();
+            for img in self.images()? {
+                if !tagged.contains(&img.id) && !in_use(&img.id) {
+                    let path = self.record_path(&img.id);
+                    std::fs::remove_file(&path).map_err(|e| meta_err(&path, e))?;
+                    removed.push(img.id);
+                }
+            }
+            sync_dir(&self.root.join("images"))?;
+            removed
+        };
+        Ok((removed, self.gc()?))
+    }
+
+    /// Mark and sweep: every blob and snapshot no image record reaches is removed. A blob or
+    /// snapshot an image needs is never touched.
+    pub fn gc(&self) -> Result<GcStats, StoreError> {
+        let _lock = self.lock()?;
+        let mut blobs: BTreeSet<Digest> = BTreeSet::new();
+        let mut snaps: BTreeSet<Digest> = BTreeSet::new();
+        for img in self.images()? {
+            blobs.insert(img.id.clone());
+            blobs.insert(img.manifest.clone());
+            let bytes = self.content.read(&img.manifest)?;
+            if let AnyManifest::Image(m) =
+                manifest::parse_manifest(&img.manifest.to_string(), &bytes)?
+            {
+                for l in m.layers() {
+                    if let Ok(d) = l.digest().to_string().parse() {
+                        blobs.insert(d);
+                    }
+                }
+            }
+            snaps.extend(img.chain.iter().cloned());
+        }
+        let mut stats = GcStats::default();
+        for d in self.content.list()? {
+            if !blobs.contains(&d) && self.content.delete(&d)? {
+                stats.blobs += 1;
+            }
+        }
+        for s in self.snapshots.list() {
+            if !snaps.contains(&s) {
+                self.snapshots.remove(&s)?;
+                stats.snapshots += 1;
+            }
+        }
+        Ok(stats)
+    }
+
+    fn record_path(&self, id: &Digest) -> PathBuf {
+        self.root.join("images").join(format!("{}.json", id.hex()))
+    }
+
+    fn read_record(&self, path: &Path) -> Result<ImageRecord, StoreError> {
+        let bytes = std::fs::read(path).map_err(|e| meta_err(path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Metadata {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        })
+    }
+
+    fn write_record(&self, r: &ImageRecord) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(r).expect("record serializes");
+        write_durable(&self.record_path(&r.id), &bytes)
+    }
+
+    fn read_tags(&self) -> Result<BTreeMap<String, Digest>, StoreError> {
+        let path = self.root.join("tags.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Metadata {
+                path: path.clone(),
+                why: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(meta_err(&path, e)),
+        }
+    }
+
+    fn write_tags(&self, tags: &BTreeMap<String, Digest>) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(tags).expect("tags serialize");
+        write_durable(&self.root.join("tags.json"), &bytes)
+    }
+
+    fn lock(&self) -> Result<File, StoreError> {
+        let path = self.root.join("lock");
+        let f = File::create(&path).map_err(|e| meta_err(&path, e))?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| meta_err(&path, e.into()))?;
+        Ok(f)
+    }
+}
+
+fn meta_err(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Metadata {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    }
+}
+
+/// Write, fsync, rename, fsync the directory: the file is either old or new after any crash.
+fn write_durable(path: &Path, data: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().expect("metadata file has a directory");
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| meta_err(dir, e))?;
+    tmp.write_all(data).map_err(|e| meta_err(tmp.path(), e))?;
+    tmp.as_file().sync_all().map_err(|e| meta_err(path, e))?;
+    tmp.persist(path).map_err(|e| meta_err(path, e.error))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| meta_err(dir, e))
+}

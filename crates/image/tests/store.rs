@@ -1,0 +1,165 @@
+//! The image store: load, tags, Docker's rmi rules, prune and garbage collection.
+
+mod common;
+
+use berth_image::store::{ImageStore, StoreError};
+use berth_image::Digest;
+use common::*;
+
+fn store() -> (tempfile::TempDir, ImageStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = ImageStore::open(dir.path()).unwrap();
+    (dir, s)
+}
+
+fn base() -> Vec<u8> {
+    tar_of(&[("bin/sh", b"shell"), ("etc/os-release", b"base")])
+}
+
+fn app(n: &str) -> Vec<u8> {
+    tar_of(&[("app/version", n.as_bytes())])
+}
+
+const NOBODY: &dyn Fn(&Digest) -> bool = &|_| false;
+
+#[test]
+fn load_list_resolve_and_tag() {
+    let (_d, s) = store();
+    let loaded = s
+        .load(&docker_archive_of(&[base(), app("1")], &["demo:1"])[..])
+        .unwrap();
+    let id = loaded[0].0.id.clone();
+    assert_eq!(s.images().unwrap().len(), 1);
+    assert_eq!(s.resolve("demo:1").unwrap().id, id);
+    assert_eq!(s.resolve("docker.io/library/demo:1").unwrap().id, id);
+    assert_eq!(s.resolve(&id.hex()[..12]).unwrap().id, id);
+    assert_eq!(s.resolve(&id.to_string()).unwrap().id, id);
+    let err = s.resolve("demo:2").unwrap_err().to_string();
+    assert_eq!(err, "No such image: demo:2");
+    s.tag(&id, &"registry.local:5000/demo:v1".parse().unwrap())
+        .unwrap();
+    let tags: Vec<String> = s
+        .tags_of(&id)
+        .unwrap()
+        .iter()
+        .map(|t| t.familiar())
+        .collect();
+    assert_eq!(tags, ["demo:1", "registry.local:5000/demo:v1"]);
+    let cfg = s.config_of(&loaded[0].0).unwrap();
+    assert_eq!(cfg.rootfs().diff_ids().len(), 2);
+}
+
+#[test]
+fn rmi_follows_dockers_rules() {
+    let (_d, s) = store();
+    let id = s
+        .load(&docker_archive_of(&[base(), app("1")], &["demo:1", "demo:latest"])[..])
+        .unwrap()[0]
+        .0
+        .id
+        .clone();
+    // By ID with two tags: refused without force.
+    let err = s.remove(&id.hex()[..12], false, NOBODY).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("referenced in multiple repositories"),
+        "{err}"
+    );
+    // By tag: only that tag goes.
+    let r = s.remove("demo:1", false, NOBODY).unwrap();
+    assert_eq!(r.untagged.len(), 1);
+    assert!(r.deleted.is_empty());
+    assert!(s.resolve(&id.to_string()).is_ok());
+    // In use by a container: refused unless forced.
+    let used = |d: &Digest| d == &id;
+    let err = s.remove("demo", false, &used).unwrap_err().to_string();
+    assert!(err.contains("image is being used by a container"), "{err}");
+    let r = s.remove("demo", true, &used).unwrap();
+    assert_eq!(r.deleted, vec![id.clone()]);
+    assert!(s.images().unwrap().is_empty());
+    assert!(s.tags().unwrap().is_empty());
+}
+
+#[test]
+fn gc_keeps_what_images_share_and_sweeps_the_rest() {
+    let (_d, s) = store();
+    let a = s
+        .load(&docker_archive_of(&[base(), app("a")], &["a:1"])[..])
+        .unwrap()[0]
+        .0
+        .clone();
+    let b = s
+        .load(&docker_archive_of(&[base(), app("b")], &["b:1"])[..])
+        .unwrap()[0]
+        .0
+        .clone();
+    assert_eq!(a.chain[0], b.chain[0], "the base layer is shared");
+    assert_eq!(s.snapshots().list().len(), 3);
+    // Leftovers of a load that crashed before recording its image.
+    let orphan = s.content().put(b"orphan blob").unwrap();
+    s.remove("a:1", false, NOBODY).unwrap();
+    let stats = s.gc().unwrap();
+    assert_eq!(stats.snapshots, 1, "a's own layer");
+    assert!(
+        stats.blobs >= 4,
+        "a's config, manifest, layer, and the orphan: {stats:?}"
+    );
+    assert!(!s.content().contains(&orphan));
+    // b is whole: its blobs verify and its layers are there.
+    assert!(s.content().read(&b.manifest).is_ok());
+    for c in &b.chain {
+        assert!(s.snapshots().has(c));
+    }
+    assert_eq!(
+        std::fs::read_to_string(s.snapshots().layer_dir(&b.chain[1]).join("app/version")).unwrap(),
+        "b"
+    );
+    // Nothing else to collect.
+    assert_eq!(s.gc().unwrap(), Default::default());
+}
+
+#[test]
+fn prune_removes_dangling_images_only() {
+    let (_d, s) = store();
+    let keep = s
+        .load(&docker_archive_of(&[base()], &["keep:1"])[..])
+        .unwrap()[0]
+        .0
+        .id
+        .clone();
+    let dangling = s.load(&docker_archive_of(&[app("x")], &[])[..]).unwrap()[0]
+        .0
+        .id
+        .clone();
+    let used = s.load(&docker_archive_of(&[app("y")], &[])[..]).unwrap()[0]
+        .0
+        .id
+        .clone();
+    let in_use = |d: &Digest| d == &used;
+    let (removed, _) = s.prune_dangling(&in_use).unwrap();
+    assert_eq!(removed, vec![dangling]);
+    let left: Vec<Digest> = s.images().unwrap().into_iter().map(|i| i.id).collect();
+    assert!(left.contains(&keep) && left.contains(&used) && left.len() == 2);
+}
+
+#[test]
+fn a_refused_load_changes_nothing_stored() {
+    let (_d, s) = store();
+    s.load(&docker_archive_of(&[base()], &["keep:1"])[..])
+        .unwrap();
+    let before = (s.images().unwrap(), s.tags().unwrap());
+    let good = docker_archive_of(&[app("z")], &["z:1"]);
+    assert!(s.load(&good[..good.len() - 700]).is_err());
+    assert_eq!((s.images().unwrap(), s.tags().unwrap()), before);
+}
+
+#[test]
+fn corrupt_metadata_is_reported_with_its_file() {
+    let (d, s) = store();
+    s.load(&docker_archive_of(&[base()], &["keep:1"])[..])
+        .unwrap();
+    std::fs::write(d.path().join("tags.json"), "{ not json").unwrap();
+    let err = s.resolve("keep:1").unwrap_err().to_string();
+    assert!(err.contains("tags.json"), "{err}");
+}
