@@ -429,3 +429,137 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .and_then(|d| d.sync_all())
         .map_err(|e| meta_err(dir, e))
 }
+
+impl ImageStore {
+    /// `docker save`: writes the named images as one tar in the layout Docker 25+ writes, which
+    /// older Docker, skopeo and OCI tools all read: `manifest.json` and `repositories` for
+    /// `docker load`, and an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/`).
+    pub fn save<W: Write>(&self, names: &[&str], out: W) -> Result<(), StoreError> {
+        let mut images: Vec<(ImageRecord, Vec<Reference>)> = Vec::new();
+        for name in names {
+            let img = self.resolve(name)?;
+            // `save busybox:1` saves that tag; `save <id>` saves the image with all its tags.
+            let tags = match Reference::parse(name) {
+                Ok(r) if self.read_tags()?.get(&r.to_string()) == Some(&img.id) => vec![r],
+                _ => self.tags_of(&img.id)?,
+            };
+            match images.iter_mut().find(|(i, _)| i.id == img.id) {
+                Some((_, t)) => t.extend(tags),
+                None => images.push((img, tags)),
+            }
+        }
+        let mut tar = tar::Builder::new(out);
+        let mut written: BTreeSet<Digest> = BTreeSet::new();
+        let mut docker_manifest = Vec::new();
+        let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        let mut index_entries = Vec::new();
+        for (img, tags) in &images {
+            let manifest_bytes = self.content.read(&img.manifest)?;
+            let AnyManifest::Image(m) =
+                manifest::parse_manifest(&img.manifest.to_string(), &manifest_bytes)?
+            else {
+                return Err(StoreError::Metadata {
+                    path: self.content.blob_path(&img.manifest),
+                    why: "an image's manifest is an index".into(),
+                });
+            };
+            let mut layer_paths = Vec::new();
+            let mut blobs = vec![img.manifest.clone(), img.id.clone()];
+            for l in m.layers() {
+                let d: Digest =
+                    l.digest()
+                        .to_string()
+                        .parse()
+                        .map_err(|e: crate::digest::DigestError| StoreError::Metadata {
+                            path: self.content.blob_path(&img.manifest),
+                            why: e.to_string(),
+                        })?;
+                layer_paths.push(format!("blobs/sha256/{}", d.hex()));
+                blobs.push(d);
+            }
+            for d in blobs {
+                if written.insert(d.clone()) {
+                    append_blob(&mut tar, &self.content, &d)?;
+                }
+            }
+            let familiar: Vec<String> = tags.iter().map(|t| t.familiar()).collect();
+            docker_manifest.push(serde_json::json!({
+                "Config": format!("blobs/sha256/{}", img.id.hex()),
+                "RepoTags": if familiar.is_empty() { serde_json::Value::Null } else { familiar.clone().into() },
+                "Layers": layer_paths,
+            }));
+            let top = layer_paths
+                .last()
+                .map(|p| p.trim_start_matches("blobs/sha256/").to_string());
+            for t in tags {
+                if let (Some(tag), Some(top)) = (t.tag(), &top) {
+                    repositories
+                        .entry(t.familiar_name())
+                        .or_default()
+                        .insert(tag.to_string(), top.clone());
+                }
+            }
+            let base = serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": img.manifest.to_string(),
+                "size": manifest_bytes.len(),
+            });
+            if tags.is_empty() {
+                index_entries.push(base.clone());
+            }
+            for t in tags {
+                let mut e = base.clone();
+                e["annotations"] = serde_json::json!({
+                    "io.containerd.image.name": t.to_string(),
+                    "org.opencontainers.image.ref.name": t.tag().unwrap_or("latest"),
+                });
+                index_entries.push(e);
+            }
+        }
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": index_entries,
+        });
+        let files: [(&str, Vec<u8>); 4] = [
+            ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+            ("index.json", serde_json::to_vec(&index).expect("json")),
+            (
+                "manifest.json",
+                serde_json::to_vec(&docker_manifest).expect("json"),
+            ),
+            (
+                "repositories",
+                serde_json::to_vec(&repositories).expect("json"),
+            ),
+        ];
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, name, &data[..])
+                .map_err(|e| meta_err(Path::new(name), e))?;
+        }
+        tar.finish().map_err(|e| meta_err(Path::new("archive"), e))
+    }
+}
+
+fn append_blob<W: Write>(
+    tar: &mut tar::Builder<W>,
+    content: &ContentStore,
+    d: &Digest,
+) -> Result<(), StoreError> {
+    let file = content.open_blob(d)?;
+    let len = file
+        .metadata()
+        .map_err(|e| meta_err(&content.blob_path(d), e))?
+        .len();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(len);
+    h.set_mode(0o644);
+    let name = format!("blobs/sha256/{}", d.hex());
+    tar.append_data(&mut h, &name, file)
+        .map_err(|e| meta_err(Path::new(&name), e))
+}

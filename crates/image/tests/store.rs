@@ -163,3 +163,96 @@ fn corrupt_metadata_is_reported_with_its_file() {
     let err = s.resolve("keep:1").unwrap_err().to_string();
     assert!(err.contains("tags.json"), "{err}");
 }
+
+#[test]
+fn save_then_load_round_trips() {
+    let (_d, s) = store();
+    let a = s
+        .load(&docker_archive_of(&[base(), app("a")], &["demo:1", "demo:latest"])[..])
+        .unwrap()[0]
+        .0
+        .clone();
+    s.load(&docker_archive_of(&[base(), app("b")], &["other:2"])[..])
+        .unwrap();
+    let mut saved = Vec::new();
+    s.save(&["demo:1", "other:2"], &mut saved).unwrap();
+
+    let (_d2, fresh) = store();
+    let loaded = fresh.load(&saved[..]).unwrap();
+    assert_eq!(loaded.len(), 2);
+    let again = fresh.resolve("demo:1").unwrap();
+    assert_eq!(again.id, a.id, "same config, same image ID");
+    assert_eq!(again.chain, a.chain, "same layers, same chain");
+    assert!(
+        fresh.resolve("demo:latest").is_err(),
+        "only the tag that was asked for"
+    );
+    assert!(fresh.resolve("other:2").is_ok());
+    assert_eq!(
+        std::fs::read_to_string(
+            fresh
+                .snapshots()
+                .layer_dir(&again.chain[1])
+                .join("app/version")
+        )
+        .unwrap(),
+        "a"
+    );
+    // Shared blobs are written once.
+    let mut names = std::collections::HashSet::new();
+    for e in tar::Archive::new(&saved[..]).entries().unwrap() {
+        let p = e.unwrap().path().unwrap().into_owned();
+        assert!(names.insert(p.clone()), "{p:?} twice");
+    }
+    assert!(names.contains(std::path::Path::new("oci-layout")));
+    assert!(names.contains(std::path::Path::new("repositories")));
+}
+
+/// skopeo (containers/image) reads what berth saves, both as a docker archive and as an OCI
+/// archive. Skipped with a message where skopeo is not installed, except under CI, which
+/// installs it (scripts/install-deps.sh).
+#[test]
+fn skopeo_reads_saved_archives() {
+    if std::process::Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have skopeo (scripts/install-deps.sh)"
+        );
+        eprintln!("skopeo not installed: skipping");
+        return;
+    }
+    let (d, s) = store();
+    s.load(&docker_archive_of(&[base(), app("a")], &["demo:1"])[..])
+        .unwrap();
+    let tar_path = d.path().join("saved.tar");
+    s.save(&["demo:1"], std::fs::File::create(&tar_path).unwrap())
+        .unwrap();
+    for (src, dest) in [
+        ("docker-archive", "oci-from-docker"),
+        ("oci-archive", "oci-from-oci"),
+    ] {
+        let out = std::process::Command::new("skopeo")
+            .args(["--insecure-policy", "copy", "-q"])
+            .arg(format!("{src}:{}", tar_path.display()))
+            .arg(format!("oci:{}:demo", d.path().join(dest).display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{src}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // And what skopeo wrote loads back as an OCI layout.
+        let mut relayout = tar::Builder::new(Vec::new());
+        relayout.append_dir_all(".", d.path().join(dest)).unwrap();
+        let (_d3, fresh) = store();
+        let back = fresh.load(&relayout.into_inner().unwrap()[..]).unwrap();
+        // skopeo rewrites the config into OCI's format (a new image ID); the layers, and so
+        // the chain of snapshots, are the same.
+        assert_eq!(back[0].0.chain, s.resolve("demo:1").unwrap().chain, "{src}");
+    }
+}
