@@ -367,8 +367,9 @@ pub fn unpack<R: Read>(
             }
         }
         if opts.preserve_owners {
-            let uid = header.uid().map_err(werr)? as u32;
-            let gid = header.gid().map_err(werr)? as u32;
+            // An empty owner field (some tar writers leave it blank) means root.
+            let uid = header.uid().unwrap_or(0) as u32;
+            let gid = header.gid().unwrap_or(0) as u32;
             let (uid, gid) = (rfs::Uid::from_raw(uid), rfs::Gid::from_raw(gid));
             rfs::chownat(
                 &parent,

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod archive;
+pub mod change;
 pub mod content;
 pub mod diff;
 pub mod digest;

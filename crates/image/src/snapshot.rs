@@ -141,6 +141,14 @@ impl Snapshotter {
         if dest.exists() {
             return Ok((chain, stats)); // someone else unpacked the same layer meanwhile
         }
+        // The unpacked size, for `images` and `history` without walking the tree again.
+        std::fs::write(tmp.path().join("size"), stats.bytes.to_string()).map_err(|source| {
+            SnapshotError::Io {
+                what: "write size of",
+                path: tmp.path().to_path_buf(),
+                source,
+            }
+        })?;
         let tmp_path = tmp.keep();
         std::fs::rename(&tmp_path, &dest).map_err(|source| {
             let _ = std::fs::remove_dir_all(&tmp_path);
@@ -151,6 +159,14 @@ impl Snapshotter {
             }
         })?;
         Ok((chain, stats))
+    }
+
+    /// Bytes of file content in a layer (0 if unknown).
+    pub fn size(&self, chain: &Digest) -> u64 {
+        std::fs::read_to_string(self.root.join(chain.hex()).join("size"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Removes a layer's tree.

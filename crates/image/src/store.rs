@@ -563,3 +563,91 @@ fn append_blob<W: Write>(
     tar.append_data(&mut h, &name, file)
         .map_err(|e| meta_err(Path::new(&name), e))
 }
+
+impl ImageStore {
+    /// `docker import`: a root filesystem tarball (plain, gzip or zstd) becomes a one-layer
+    /// image with `changes` applied to its config, tagged `reference` if given.
+    pub fn import<R: Read>(
+        &self,
+        reader: R,
+        reference: Option<&Reference>,
+        changes: &[String],
+        created: &str,
+    ) -> Result<ImageRecord, StoreError> {
+        let mut config_section = serde_json::Map::new();
+        for c in changes {
+            crate::change::apply(&mut config_section, c).map_err(|e| StoreError::Metadata {
+                path: PathBuf::from("--change"),
+                why: e.to_string(),
+            })?;
+        }
+        let _lock = self.lock()?;
+        let (blob, size) = self
+            .content
+            .write(reader, &crate::content::Expected::default())?;
+        // A rootfs tarball holds device nodes under /dev; as root they are recreated.
+        let opts = crate::layer::UnpackOptions {
+            allow_devices: rustix::process::geteuid().is_root(),
+            preserve_owners: rustix::process::geteuid().is_root(),
+        };
+        let file = self.content.open_blob(&blob)?;
+        // On failure the blob stays: another image may have the same one, and gc() sweeps it
+        // if none does.
+        let (chain, stats) =
+            self.snapshots
+                .unpack(None, std::io::BufReader::new(file), None, &opts)?;
+        let diff_id = stats.diff_id.expect("unpack sets it");
+        let (os, arch) = manifest::host_platform();
+        let config = serde_json::json!({
+            "architecture": arch,
+            "os": os,
+            "created": created,
+            "config": config_section,
+            "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+            "history": [{"created": created, "created_by": "berth import", "comment": "Imported from tarball"}],
+        });
+        let config_bytes = serde_json::to_vec(&config).expect("json");
+        let config_digest = self.content.put(&config_bytes)?;
+        let layer_media = match crate::layer::detect_compression(&self.content_head(&blob)?) {
+            crate::layer::Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            crate::layer::Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            crate::layer::Compression::None => "application/vnd.oci.image.layer.v1.tar",
+        };
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config_bytes.len(), "digest": config_digest.to_string()},
+            "layers": [{"mediaType": layer_media, "size": size, "digest": blob.to_string()}],
+        });
+        let manifest_digest = self
+            .content
+            .put(&serde_json::to_vec(&manifest).expect("json"))?;
+        let record = ImageRecord {
+            id: config_digest,
+            manifest: manifest_digest,
+            chain: vec![chain],
+        };
+        self.write_record(&record)?;
+        if let Some(r) = reference {
+            let mut all = self.read_tags()?;
+            all.insert(r.to_string(), record.id.clone());
+            self.write_tags(&all)?;
+        }
+        Ok(record)
+    }
+
+    fn content_head(&self, d: &Digest) -> Result<Vec<u8>, StoreError> {
+        let mut head = [0u8; 4];
+        let n = self
+            .content
+            .open_blob(d)?
+            .read(&mut head)
+            .map_err(|e| meta_err(&self.content.blob_path(d), e))?;
+        Ok(head[..n].to_vec())
+    }
+
+    /// Total unpacked size of an image's layers.
+    pub fn size_of(&self, image: &ImageRecord) -> u64 {
+        image.chain.iter().map(|c| self.snapshots.size(c)).sum()
+    }
+}

@@ -256,3 +256,42 @@ fn skopeo_reads_saved_archives() {
         assert_eq!(back[0].0.chain, s.resolve("demo:1").unwrap().chain, "{src}");
     }
 }
+
+#[test]
+fn import_makes_a_one_layer_image_with_changes() {
+    let (_d, s) = store();
+    let rootfs = gzip(&tar_of(&[
+        ("bin/sh", b"shell"),
+        ("etc/hostname", b"imported"),
+    ]));
+    let r = "imported:v1".parse().unwrap();
+    let changes = vec![
+        "CMD [\"/bin/sh\"]".to_string(),
+        "ENV A=1".to_string(),
+        "WORKDIR /srv".to_string(),
+    ];
+    let img = s
+        .import(&rootfs[..], Some(&r), &changes, "2026-11-24T00:00:00Z")
+        .unwrap();
+    assert_eq!(s.resolve("imported:v1").unwrap(), img);
+    assert_eq!(img.chain.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(s.snapshots().layer_dir(&img.chain[0]).join("etc/hostname"))
+            .unwrap(),
+        "imported"
+    );
+    assert_eq!(s.size_of(&img), 13);
+    let cfg = serde_json::to_value(s.config_of(&img).unwrap()).unwrap();
+    assert_eq!(cfg["config"]["Cmd"], serde_json::json!(["/bin/sh"]));
+    assert_eq!(cfg["config"]["Env"], serde_json::json!(["A=1"]));
+    assert_eq!(cfg["config"]["WorkingDir"], "/srv");
+    // A bad change or a hostile tarball is refused and adds no image.
+    let err = s
+        .import(&rootfs[..], None, &["RUN x".to_string()], "t")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("only CMD"), "{err}");
+    let evil = raw_tar("../../escape", b"x");
+    assert!(s.import(&evil[..], None, &[], "t").is_err());
+    assert_eq!(s.images().unwrap().len(), 1);
+}
