@@ -371,10 +371,19 @@ fn save(store: &ImageStore, a: SaveArgs) -> anyhow::Result<()> {
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
-            let mut tmp = tempfile_in(dir)?;
-            store.save(&names, std::io::BufWriter::new(&mut tmp.1))?;
-            tmp.1.sync_all()?;
-            std::fs::rename(&tmp.0, path).with_context(|| format!("write {}", path.display()))?;
+            let (tmp_path, mut file) = tempfile_in(dir)?;
+            let written = store
+                .save(&names, std::io::BufWriter::new(&mut file))
+                .map_err(anyhow::Error::from)
+                .and_then(|_| Ok(file.sync_all()?))
+                .and_then(|_| {
+                    std::fs::rename(&tmp_path, path)
+                        .with_context(|| format!("write {}", path.display()))
+                });
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp_path);
+            }
+            written?;
         }
         None => {
             if std::io::stdout().is_terminal() {

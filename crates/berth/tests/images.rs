@@ -226,6 +226,12 @@ fn save_load_round_trip_and_bad_archives() {
     ]);
     assert!(!out.status.success());
     assert!(!b.root.path().join("none.tar").exists());
+    let stray: Vec<_> = std::fs::read_dir(b.root.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".berth-save"))
+        .collect();
+    assert!(stray.is_empty(), "temporary archive left behind");
 }
 
 /// gzip through the system tool, so this test needs no compression crate of its own.
