@@ -84,6 +84,7 @@ pub fn load<R: Read>(
         .map_err(|e| {
             ArchiveError::Invalid(format!("scratch directory in {}: {e}", scratch.display()))
         })?;
+    // The archive's own entries are plain files: no devices, no owners needed.
     layer::unpack(reader, dir.path(), &UnpackOptions::default())?;
     let root = dir.path();
     if root.join("manifest.json").is_file() {
@@ -249,7 +250,7 @@ fn unpack_layer(
             parent,
             BufReader::new(file),
             Some(diff_id),
-            &UnpackOptions::default(),
+            &UnpackOptions::for_image_layers(),
         )?;
     }
     Ok(chain)

@@ -103,6 +103,19 @@ pub struct UnpackOptions {
     pub preserve_owners: bool,
 }
 
+impl UnpackOptions {
+    /// What image layers get, as Docker does it: as root, device nodes and owners are
+    /// recreated (images carry both: /dev entries, files of service users); otherwise neither
+    /// can be, and device nodes are refused.
+    pub fn for_image_layers() -> Self {
+        let root = rustix::process::geteuid().is_root();
+        UnpackOptions {
+            allow_devices: root,
+            preserve_owners: root,
+        }
+    }
+}
+
 /// What an unpack produced.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct UnpackStats {

@@ -586,10 +586,7 @@ impl ImageStore {
             .content
             .write(reader, &crate::content::Expected::default())?;
         // A rootfs tarball holds device nodes under /dev; as root they are recreated.
-        let opts = crate::layer::UnpackOptions {
-            allow_devices: rustix::process::geteuid().is_root(),
-            preserve_owners: rustix::process::geteuid().is_root(),
-        };
+        let opts = crate::layer::UnpackOptions::for_image_layers();
         let file = self.content.open_blob(&blob)?;
         // On failure the blob stays: another image may have the same one, and gc() sweeps it
         // if none does.

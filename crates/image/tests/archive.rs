@@ -176,3 +176,38 @@ fn corrupt_archives_are_refused_precisely() {
     // A layer blob altered in transit.
     refused(&oci_layout(true), "digest mismatch");
 }
+
+/// Layers keep their owners and device nodes when loaded as root, as Docker's do.
+#[test]
+fn layers_keep_owners_and_devices_as_root() {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(2);
+    h.set_mode(0o640);
+    h.set_uid(1000);
+    h.set_gid(1001);
+    b.append_data(&mut h, "home/user/file", &b"hi"[..]).unwrap();
+    let mut d = tar::Header::new_gnu();
+    d.set_entry_type(tar::EntryType::Char);
+    d.set_size(0);
+    d.set_mode(0o666);
+    d.set_device_major(1).unwrap();
+    d.set_device_minor(3).unwrap();
+    b.append_data(&mut d, "dev/null", &[][..]).unwrap();
+    let layer = b.into_inner().unwrap();
+    let s = store();
+    let images = load(
+        &docker_archive_of(&[layer], &["owned:1"])[..],
+        &s.content,
+        &s.snaps,
+        &s.scratch,
+    )
+    .unwrap();
+    let fs = s.snaps.layer_dir(&images[0].chain[0]);
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(fs.join("home/user/file")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1000, 1001, 0o640));
+    let n = std::fs::symlink_metadata(fs.join("dev/null")).unwrap();
+    assert_eq!(n.rdev(), rustix::fs::makedev(1, 3));
+}
