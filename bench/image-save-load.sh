@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Image benchmark, berth beside Docker in one run (not a test: numbers, no pass/fail):
+#  1. save + load of a three-layer image of about 100 MB (save -o, rmi, load -i);
+#  2. layer unpack throughput: berth's extractor vs plain `tar -x` of the same layer.
+# Starts a private dockerd (own roots and socket, no bridge, no iptables) and stops it at the
+# end. Needs docker.io and hyperfine (scripts/install-deps.sh).
+#
+#   bash bench/image-save-load.sh          # 10 runs each
+#   BENCH_RUNS=3 bash bench/image-save-load.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${BENCH_RUNS:-10}
+for t in dockerd hyperfine; do
+    command -v $t >/dev/null || { echo "needs $t (bash scripts/install-deps.sh)" >&2; exit 1; }
+done
+cargo build --release --quiet --bin berth --example unpack
+berth=$PWD/target/release/berth
+unpack=$PWD/target/release/examples/unpack
+
+work=$(mktemp -d /tmp/berth-bench-image.XXXXXX)
+dockerd --data-root "$work/docker" --exec-root "$work/exec" --pidfile "$work/docker.pid" \
+    --host "unix://$work/docker.sock" --iptables=false --ip6tables=false --bridge=none \
+    --containerd-namespace berth-bench --containerd-plugins-namespace berth-bench-p \
+    >"$work/dockerd.log" 2>&1 &
+dpid=$!
+cleanup() {
+    kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
+    grep -o " $work[^ ]*" /proc/self/mounts | xargs -r -n1 umount -l 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+export DOCKER_HOST=unix://$work/docker.sock
+for _ in $(seq 300); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
+
+# Three layers of ~33 MB each: many small files, a few large ones, incompressible content.
+ctx=$work/ctx
+for l in 1 2 3; do
+    mkdir -p "$ctx/l$l/small"
+    for i in $(seq 400); do head -c 16384 /dev/urandom > "$ctx/l$l/small/f$i"; done
+    head -c $((26 * 1024 * 1024)) /dev/urandom > "$ctx/l$l/big"
+done
+printf 'FROM scratch\nCOPY l1 /l1\nCOPY l2 /l2\nCOPY l3 /l3\n' > "$ctx/Dockerfile"
+DOCKER_BUILDKIT=0 docker build -q -t bench:1 "$ctx" >/dev/null
+docker save -o "$work/seed.tar" bench:1
+data=$work/berth
+"$berth" --data-root "$data" load -q -i "$work/seed.tar"
+size=$(du -sm "$work/seed.tar" | cut -f1)
+
+json=$work/save-load.json
+hyperfine -N --style none --warmup 1 --runs "$runs" --export-json "$json" \
+    -n berth "bash -c '$berth --data-root $data save -o $work/b.tar bench:1 && $berth --data-root $data rmi -f bench:1 >/dev/null && $berth --data-root $data load -q -i $work/b.tar'" \
+    -n docker "bash -c 'docker save -o $work/d.tar bench:1 && docker rmi -f bench:1 >/dev/null && docker load -q -i $work/d.tar >/dev/null'" \
+    >/dev/null 2>&1
+
+median() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .median' "$2"; }
+b=$(median berth "$json"); d=$(median docker "$json")
+echo "save + rmi + load of a 3-layer ${size} MB image ($runs runs each, medians):"
+awk -v b="$b" -v d="$d" 'BEGIN { printf "  berth   %7.0f ms\n  docker  %7.0f ms   (dockerd %s)\n  ratio   docker / berth = %.2fx\n", b*1000, d*1000, "20.10", d/b }'
+
+# Unpack throughput of the largest layer, berth's extractor vs tar -x, into fresh directories.
+layer=$work/layer.tar
+tar -C "$ctx/l1" -cf "$layer" .
+mb=$(awk -v s="$(stat -c %s "$layer")" 'BEGIN { printf "%.1f", s / 1e6 }')
+ujson=$work/unpack.json
+hyperfine -N --style none --warmup 1 --runs "$runs" --export-json "$ujson" \
+    --prepare "bash -c 'rm -rf $work/out && mkdir $work/out && sync'" \
+    -n berth "$unpack $layer $work/out" \
+    -n tar "tar -xf $layer -C $work/out" >/dev/null 2>&1
+ub=$(median berth "$ujson"); ut=$(median tar "$ujson")
+echo "unpack of a ${mb} MB layer ($runs runs each, medians):"
+awk -v b="$ub" -v t="$ut" -v mb="$mb" 'BEGIN { printf "  berth   %7.0f MB/s\n  tar -x  %7.0f MB/s\n  ratio   berth time / tar time = %.2fx\n", mb/b, mb/t, b/t }'
