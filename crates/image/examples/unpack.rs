@@ -9,7 +9,11 @@ fn main() {
     };
     let file = std::fs::File::open(&layer).expect("open layer");
     let opts = berth_image::layer::UnpackOptions::for_image_layers();
-    match berth_image::layer::unpack(std::io::BufReader::with_capacity(1 << 20, file), dir.as_ref(), &opts) {
+    match berth_image::layer::unpack(
+        std::io::BufReader::with_capacity(1 << 20, file),
+        dir.as_ref(),
+        &opts,
+    ) {
         Ok(stats) => println!("{} entries, {} bytes", stats.entries, stats.bytes),
         Err(e) => {
             eprintln!("unpack: {e}");

@@ -1,14 +1,17 @@
 //! Loading image archives (`docker save` output of old and new Docker, OCI image layouts,
 //! gzip-compressed or not) into the content store and the snapshotter.
 //!
-//! The archive is itself a tar of untrusted names, so it is first unpacked with the same
-//! refusing extractor as layers ([`crate::layer::unpack`]) into a scratch directory; every
-//! file it names is then looked up inside that directory only. Blobs are checked against the
-//! digests and sizes the manifests give, layers against the config's diff IDs.
+//! The archive is read once, as a stream: every file in it goes straight into the content
+//! store under the digest it hashes to (small metadata files stay in memory), so loading
+//! needs no scratch copy of the archive. The archive's names are untrusted: absolute names and
+//! `..` are refused as in layers, and the manifests may only name files the archive held.
+//! Blobs are checked against the digests and sizes the manifests give, layers against the
+//! config's diff IDs. Files stored but not used by any image (`<id>/json` of old archives,
+//! say) are left for the garbage collector.
 
-use std::fs::File;
+use std::collections::HashMap;
 use std::io::{BufReader, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use oci_spec::image::{Descriptor, DescriptorBuilder, ImageManifestBuilder, MediaType};
 
@@ -71,38 +74,169 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
+/// Metadata files kept in memory rather than stored: JSON under this size.
+const SMALL: u64 = 4 << 20;
+
+/// What the archive held, by name.
+struct Files {
+    /// Small JSON files (manifest.json, index.json, configs of old archives, ...).
+    small: HashMap<String, Vec<u8>>,
+    /// Everything else, already in the content store: name -> (digest, size).
+    stored: HashMap<String, (Digest, u64)>,
+    /// Symlinks (old `docker save` links a repeated layer to its first copy).
+    links: HashMap<String, String>,
+}
+
+impl Files {
+    fn resolve<'a>(&'a self, name: &'a str) -> &'a str {
+        let mut n = name;
+        for _ in 0..8 {
+            match self.links.get(n) {
+                Some(t) => n = t,
+                None => break,
+            }
+        }
+        n
+    }
+
+    fn bytes(&self, content: &ContentStore, name: &str) -> Result<Vec<u8>, ArchiveError> {
+        let n = self.resolve(name);
+        if let Some(b) = self.small.get(n) {
+            return Ok(b.clone());
+        }
+        match self.stored.get(n) {
+            Some((d, _)) => Ok(content.read(d)?),
+            None => Err(ArchiveError::Missing(format!("{name}: not in the archive"))),
+        }
+    }
+
+    /// The digest and size of a file, storing it now if it was kept in memory.
+    fn blob(&self, content: &ContentStore, name: &str) -> Result<(Digest, u64), ArchiveError> {
+        let n = self.resolve(name);
+        if let Some(b) = self.small.get(n) {
+            return Ok((content.put(b)?, b.len() as u64));
+        }
+        self.stored
+            .get(n)
+            .cloned()
+            .ok_or_else(|| ArchiveError::Missing(format!("{name}: not in the archive")))
+    }
+}
+
 /// Loads every image in an archive stream.
 pub fn load<R: Read>(
     reader: R,
     content: &ContentStore,
     snapshots: &Snapshotter,
-    scratch: &Path,
 ) -> Result<Vec<LoadedImage>, ArchiveError> {
-    let dir = tempfile::Builder::new()
-        .prefix("load-")
-        .tempdir_in(scratch)
-        .map_err(|e| {
-            ArchiveError::Invalid(format!("scratch directory in {}: {e}", scratch.display()))
-        })?;
-    // The archive's own entries are plain files: no devices, no owners needed.
-    layer::unpack(reader, dir.path(), &UnpackOptions::default())?;
-    let root = dir.path();
-    if root.join("manifest.json").is_file() {
-        load_docker(root, content, snapshots)
-    } else if root.join("index.json").is_file() {
-        load_oci(root, content, snapshots)
+    let files = read_archive(reader, content)?;
+    if files.small.contains_key("manifest.json") {
+        load_docker(&files, content, snapshots)
+    } else if files.small.contains_key("index.json") {
+        load_oci(&files, content, snapshots)
     } else {
         Err(ArchiveError::UnknownFormat)
     }
 }
 
+fn read_archive<R: Read>(reader: R, content: &ContentStore) -> Result<Files, ArchiveError> {
+    let mut archive = tar::Archive::new(layer::decompress(reader).map_err(LayerError::Read)?);
+    let mut files = Files {
+        small: HashMap::new(),
+        stored: HashMap::new(),
+        links: HashMap::new(),
+    };
+    for entry in archive.entries().map_err(LayerError::Read)? {
+        let mut entry = entry.map_err(LayerError::Read)?;
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let Some(rel) = layer::clean_path(&raw, &shown)? else {
+            continue;
+        };
+        let name = rel.to_string_lossy().into_owned();
+        match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.header().size().map_err(LayerError::Read)?;
+                if name.ends_with(".json")
+                    || name == "oci-layout"
+                    || name == "repositories"
+                    || name.ends_with("/VERSION")
+                {
+                    if size > SMALL {
+                        return Err(ArchiveError::Invalid(format!(
+                            "{name}: {size} bytes is too large for metadata"
+                        )));
+                    }
+                    let mut b = Vec::with_capacity(size as usize);
+                    entry
+                        .read_to_end(&mut b)
+                        .map_err(|source| LayerError::ReadEntry {
+                            entry: shown.clone(),
+                            source,
+                        })?;
+                    files.small.insert(name, b);
+                } else {
+                    let stored = content
+                        .write(
+                            &mut entry,
+                            &Expected {
+                                digest: None,
+                                size: Some(size),
+                            },
+                        )
+                        .map_err(|e| match e {
+                            ContentError::Io { source, .. }
+                                if source.kind() != std::io::ErrorKind::Other =>
+                            {
+                                ArchiveError::Unpack(LayerError::ReadEntry {
+                                    entry: shown.clone(),
+                                    source,
+                                })
+                            }
+                            other => ArchiveError::Content(other),
+                        })?;
+                    files.stored.insert(name, stored);
+                }
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                let target_s = String::from_utf8_lossy(&target).into_owned();
+                // Relative to the link's directory for symlinks, to the archive root for hard
+                // links; either way it must stay inside.
+                let base = if entry.header().entry_type() == tar::EntryType::Symlink {
+                    rel.parent().unwrap_or(Path::new("")).join(&target_s)
+                } else {
+                    Path::new(&target_s).to_path_buf()
+                };
+                let mut norm = std::path::PathBuf::new();
+                for c in base.components() {
+                    match c {
+                        std::path::Component::Normal(p) => norm.push(p),
+                        std::path::Component::ParentDir if norm.pop() => {}
+                        std::path::Component::CurDir => {}
+                        _ => return Err(ArchiveError::Unpack(LayerError::DotDot(shown))),
+                    }
+                }
+                files
+                    .links
+                    .insert(name, norm.to_string_lossy().into_owned());
+            }
+            _ => {} // directories and anything else carry nothing an image needs
+        }
+    }
+    Ok(files)
+}
+
 /// Old (`<id>/layer.tar`) and new (`blobs/sha256/<hex>`) `docker save` archives.
 fn load_docker(
-    root: &Path,
+    files: &Files,
     content: &ContentStore,
     snaps: &Snapshotter,
 ) -> Result<Vec<LoadedImage>, ArchiveError> {
-    let text = read_file(root, "manifest.json")?;
+    let text = files.bytes(content, "manifest.json")?;
     let entries: Vec<DockerEntry> =
         serde_json::from_slice(&text).map_err(|e| ManifestError::Json {
             what: "manifest.json".into(),
@@ -117,7 +251,8 @@ fn load_docker(
         })?;
     let mut out = Vec::new();
     for entry in entries {
-        let config_bytes = read_file(root, &entry.config)?;
+        check_name(&entry.config)?;
+        let config_bytes = files.bytes(content, &entry.config)?;
         let config = manifest::parse_config(&entry.config, &config_bytes)?;
         let config_digest = content.put(&config_bytes)?;
         let diff_ids = parse_diff_ids(&entry.config, config.rootfs().diff_ids())?;
@@ -132,8 +267,8 @@ fn load_docker(
         let mut chain: Vec<Digest> = Vec::new();
         let mut layer_descs = Vec::new();
         for (path, diff_id) in entry.layers.iter().zip(&diff_ids) {
-            let file = open_inside(root, path)?;
-            let (digest, size) = content.write(BufReader::new(file), &Expected::default())?;
+            check_name(path)?;
+            let (digest, size) = files.blob(content, path)?;
             let media = layer_media_type(&content.blob_path(&digest))?;
             layer_descs.push(descriptor(media, size, &digest)?);
             chain.push(unpack_layer(
@@ -176,11 +311,11 @@ fn load_docker(
 
 /// An OCI image layout: `index.json` and `blobs/sha256/`.
 fn load_oci(
-    root: &Path,
+    files: &Files,
     content: &ContentStore,
     snaps: &Snapshotter,
 ) -> Result<Vec<LoadedImage>, ArchiveError> {
-    let index_bytes = read_file(root, "index.json")?;
+    let index_bytes = files.bytes(content, "index.json")?;
     let AnyManifest::Index(index) = manifest::parse_manifest("index.json", &index_bytes)? else {
         return Err(ArchiveError::Invalid("index.json is not an index".into()));
     };
@@ -189,13 +324,13 @@ fn load_oci(
     for desc in index.manifests() {
         let tags = oci_tags(desc)?;
         let mut desc = desc.clone();
-        let mut manifest_bytes = import_blob(root, content, &desc)?;
+        let mut manifest_bytes = import_blob(files, content, &desc)?;
         // A nested index (multi-platform image): take this host's manifest.
         if let AnyManifest::Index(inner) =
             manifest::parse_manifest(desc.digest().as_ref(), &manifest_bytes)?
         {
             desc = manifest::select_platform(&inner, os, arch, None)?.clone();
-            manifest_bytes = import_blob(root, content, &desc)?;
+            manifest_bytes = import_blob(files, content, &desc)?;
         }
         let what = desc.digest().to_string();
         let AnyManifest::Image(m) = manifest::parse_manifest(&what, &manifest_bytes)? else {
@@ -203,7 +338,7 @@ fn load_oci(
                 "{what}: an index inside an index inside an index"
             )));
         };
-        let config_bytes = import_blob(root, content, m.config())?;
+        let config_bytes = import_blob(files, content, m.config())?;
         let config = manifest::parse_config(m.config().digest().as_ref(), &config_bytes)?;
         let diff_ids = parse_diff_ids(&what, config.rootfs().diff_ids())?;
         if diff_ids.len() != m.layers().len() {
@@ -215,7 +350,7 @@ fn load_oci(
         }
         let mut chain: Vec<Digest> = Vec::new();
         for (layer_desc, diff_id) in m.layers().iter().zip(&diff_ids) {
-            import_blob_stream(root, content, layer_desc)?;
+            import_blob_stream(files, content, layer_desc)?;
             let digest = digest_of(layer_desc)?;
             chain.push(unpack_layer(
                 content,
@@ -301,7 +436,7 @@ fn descriptor(media: MediaType, size: u64, digest: &Digest) -> Result<Descriptor
 
 fn layer_media_type(blob: &Path) -> Result<MediaType, ArchiveError> {
     let mut head = [0u8; 4];
-    let n = File::open(blob)
+    let n = std::fs::File::open(blob)
         .and_then(|mut f| f.read(&mut head))
         .map_err(|e| ArchiveError::Invalid(format!("{}: {e}", blob.display())))?;
     Ok(match detect_compression(&head[..n]) {
@@ -311,61 +446,59 @@ fn layer_media_type(blob: &Path) -> Result<MediaType, ArchiveError> {
     })
 }
 
-/// Reads a blob of the layout into the store, checking digest and size; returns its bytes
-/// (for manifests and configs, which are small).
+/// A layout blob, checked against its descriptor's digest and size; returns its bytes (for
+/// manifests and configs, which are small).
 fn import_blob(
-    root: &Path,
+    files: &Files,
     content: &ContentStore,
     desc: &Descriptor,
 ) -> Result<Vec<u8>, ArchiveError> {
-    import_blob_stream(root, content, desc)?;
+    import_blob_stream(files, content, desc)?;
     Ok(content.read(&digest_of(desc)?)?)
 }
 
+/// Makes sure the blob a descriptor names is in the store with the right digest and size.
 fn import_blob_stream(
-    root: &Path,
+    files: &Files,
     content: &ContentStore,
     desc: &Descriptor,
 ) -> Result<(), ArchiveError> {
-    let digest = digest_of(desc)?;
-    if content.contains(&digest) {
-        return Ok(());
-    }
-    let file = open_inside(root, &format!("blobs/sha256/{}", digest.hex()))?;
-    let expected = Expected {
-        digest: Some(digest),
-        size: Some(desc.size()),
+    let want = digest_of(desc)?;
+    let name = format!("blobs/sha256/{}", want.hex());
+    let (got, size) = match files.blob(content, &name) {
+        Ok(b) => b,
+        // Not in this archive, but the store may already have it (a shared base layer).
+        Err(ArchiveError::Missing(_)) if content.contains(&want) => return Ok(()),
+        Err(e) => return Err(e),
     };
-    content.write(BufReader::new(file), &expected)?;
+    if got != want {
+        return Err(ArchiveError::Content(ContentError::DigestMismatch {
+            expected: want,
+            actual: got,
+        }));
+    }
+    if size != desc.size() {
+        return Err(ArchiveError::Content(ContentError::SizeMismatch {
+            digest: want,
+            expected: desc.size(),
+            actual: size,
+        }));
+    }
     Ok(())
 }
 
-fn read_file(root: &Path, name: &str) -> Result<Vec<u8>, ArchiveError> {
-    let mut data = Vec::new();
-    open_inside(root, name)?
-        .read_to_end(&mut data)
-        .map_err(|e| ArchiveError::Missing(format!("{name}: {e}")))?;
-    Ok(data)
-}
-
-/// Opens a file the archive's manifests name, refusing names that leave the archive. The
-/// archive was unpacked by the refusing extractor, so its tree holds no symlinked directories
-/// leading out; a symlink as the file itself is refused here.
-fn open_inside(root: &Path, name: &str) -> Result<File, ArchiveError> {
+/// Refuses names in manifest.json that leave the archive.
+fn check_name(name: &str) -> Result<(), ArchiveError> {
     let rel = Path::new(name);
-    if rel
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
+    if rel.components().any(|c| {
+        !matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    }) {
         return Err(ArchiveError::Missing(format!(
             "{name:?}: path leaves the archive"
         )));
     }
-    let path: PathBuf = root.join(rel);
-    let meta = std::fs::symlink_metadata(&path)
-        .map_err(|_| ArchiveError::Missing(format!("{name}: not in the archive")))?;
-    if !meta.is_file() {
-        return Err(ArchiveError::Missing(format!("{name}: not a regular file")));
-    }
-    File::open(&path).map_err(|e| ArchiveError::Missing(format!("{name}: {e}")))
+    Ok(())
 }

@@ -446,7 +446,7 @@ fn copy_entry<R: Read, W: io::Write>(
 
 /// Turns an entry name into a relative path of normal components, or refuses it.
 /// `Ok(None)` is the root itself (".", "./", "/").
-fn clean_path(raw: &[u8], name: &str) -> Result<Option<PathBuf>, LayerError> {
+pub(crate) fn clean_path(raw: &[u8], name: &str) -> Result<Option<PathBuf>, LayerError> {
     let path = Path::new(OsStr::from_bytes(raw));
     let mut out = PathBuf::new();
     for c in path.components() {

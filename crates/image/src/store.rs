@@ -105,9 +105,8 @@ impl ImageStore {
     /// Opens (creating if needed) a store.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
-        for d in ["images", "tmp"] {
-            std::fs::create_dir_all(root.join(d)).map_err(|e| meta_err(&root.join(d), e))?;
-        }
+        let images = root.join("images");
+        std::fs::create_dir_all(&images).map_err(|e| meta_err(&images, e))?;
         Ok(ImageStore {
             content: ContentStore::open(root.join("content"))?,
             snapshots: Snapshotter::open(root.join("snapshots"))?,
@@ -131,12 +130,7 @@ impl ImageStore {
         reader: R,
     ) -> Result<Vec<(ImageRecord, Vec<Reference>)>, StoreError> {
         let _lock = self.lock()?;
-        let loaded = archive::load(
-            reader,
-            &self.content,
-            &self.snapshots,
-            &self.root.join("tmp"),
-        )?;
+        let loaded = archive::load(reader, &self.content, &self.snapshots)?;
         let mut out = Vec::new();
         for LoadedImage {
             manifest,

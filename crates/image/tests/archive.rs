@@ -13,20 +13,16 @@ struct Store {
     _dir: tempfile::TempDir,
     content: ContentStore,
     snaps: Snapshotter,
-    scratch: std::path::PathBuf,
 }
 
 fn store() -> Store {
     let dir = tempfile::tempdir().unwrap();
     let content = ContentStore::open(dir.path().join("content")).unwrap();
     let snaps = Snapshotter::open(dir.path().join("snapshots")).unwrap();
-    let scratch = dir.path().join("tmp");
-    std::fs::create_dir(&scratch).unwrap();
     Store {
         _dir: dir,
         content,
         snaps,
-        scratch,
     }
 }
 
@@ -46,10 +42,6 @@ fn check_loaded(s: &Store, images: &[berth_image::archive::LoadedImage]) {
         serde_json::from_slice(&s.content.read(&img.manifest).unwrap()).unwrap();
     assert_eq!(manifest["config"]["digest"], img.config.to_string());
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
-    assert!(
-        std::fs::read_dir(&s.scratch).unwrap().next().is_none(),
-        "scratch left behind"
-    );
 }
 
 #[test]
@@ -60,7 +52,7 @@ fn docker_archives_old_and_new_and_gzipped() {
         if gz {
             archive = gzip(&archive);
         }
-        let images = load(&archive[..], &s.content, &s.snaps, &s.scratch).unwrap();
+        let images = load(&archive[..], &s.content, &s.snaps).unwrap();
         check_loaded(&s, &images);
         let tags: Vec<String> = images[0].tags.iter().map(|t| t.to_string()).collect();
         assert_eq!(
@@ -71,7 +63,7 @@ fn docker_archives_old_and_new_and_gzipped() {
             ]
         );
         // Loading again reuses the snapshots and blobs.
-        let again = load(&archive[..], &s.content, &s.snaps, &s.scratch).unwrap();
+        let again = load(&archive[..], &s.content, &s.snaps).unwrap();
         assert_eq!(again[0].chain, images[0].chain);
         assert_eq!(s.snaps.list().len(), 2);
     }
@@ -119,7 +111,7 @@ fn oci_layout(tamper_layer: bool) -> Vec<u8> {
 #[test]
 fn oci_layout_with_platform_index() {
     let s = store();
-    let images = load(&oci_layout(false)[..], &s.content, &s.snaps, &s.scratch).unwrap();
+    let images = load(&oci_layout(false)[..], &s.content, &s.snaps).unwrap();
     check_loaded(&s, &images);
     assert_eq!(images[0].tags[0].to_string(), "docker.io/library/demo:oci");
 }
@@ -127,14 +119,8 @@ fn oci_layout_with_platform_index() {
 fn refused(archive: &[u8], want: &str) {
     let s = store();
     // An image already in the store must survive a refused load.
-    let good = load(
-        &docker_archive(false, None)[..],
-        &s.content,
-        &s.snaps,
-        &s.scratch,
-    )
-    .unwrap();
-    let err = load(archive, &s.content, &s.snaps, &s.scratch).unwrap_err();
+    let good = load(&docker_archive(false, None)[..], &s.content, &s.snaps).unwrap();
+    let err = load(archive, &s.content, &s.snaps).unwrap_err();
     let mut chain = vec![err.to_string()];
     let mut src = std::error::Error::source(&err);
     while let Some(e) = src {
@@ -201,7 +187,6 @@ fn layers_keep_owners_and_devices_as_root() {
         &docker_archive_of(&[layer], &["owned:1"])[..],
         &s.content,
         &s.snaps,
-        &s.scratch,
     )
     .unwrap();
     let fs = s.snaps.layer_dir(&images[0].chain[0]);
