@@ -380,13 +380,14 @@ fn unpack_layer(
 ) -> Result<Digest, ArchiveError> {
     let chain = crate::snapshot::chain_id(parent, diff_id);
     if !snaps.has(&chain) {
+        // An uncompressed layer's blob digest is its diff ID, and the content store has just
+        // verified the blob: no need to hash it a second time while unpacking.
+        let opts = UnpackOptions {
+            diff_id_known: blob == diff_id,
+            ..UnpackOptions::for_image_layers()
+        };
         let file = content.open_blob(blob)?;
-        snaps.unpack(
-            parent,
-            BufReader::new(file),
-            Some(diff_id),
-            &UnpackOptions::for_image_layers(),
-        )?;
+        snaps.unpack(parent, BufReader::new(file), Some(diff_id), &opts)?;
     }
     Ok(chain)
 }

@@ -101,6 +101,9 @@ pub struct UnpackOptions {
     pub allow_devices: bool,
     /// Apply the entries' owners (needs CAP_CHOWN; off to unpack as the caller).
     pub preserve_owners: bool,
+    /// The caller has already verified the uncompressed stream's digest (an uncompressed
+    /// layer whose blob digest is its diff ID): skip hashing it again.
+    pub diff_id_known: bool,
 }
 
 impl UnpackOptions {
@@ -112,6 +115,7 @@ impl UnpackOptions {
         UnpackOptions {
             allow_devices: root,
             preserve_owners: root,
+            diff_id_known: false,
         }
     }
 }
@@ -125,20 +129,23 @@ pub struct UnpackStats {
     pub bytes: u64,
     /// Whiteouts turned into overlay whiteouts or opaque markers.
     pub whiteouts: u64,
-    /// The digest of the uncompressed tar stream: the layer's "diff ID" in an image config.
+    /// The digest of the uncompressed tar stream: the layer's "diff ID" in an image config
+    /// (`None` when the caller said it knew it).
     pub diff_id: Option<Digest>,
 }
 
-/// Hashes what passes through it.
+/// Hashes what passes through it (unless the caller already knows the digest).
 struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -196,7 +203,7 @@ pub fn unpack<R: Read>(
     })?;
     let hashing = HashingReader {
         inner: decompress(reader).map_err(LayerError::Read)?,
-        hasher: Sha256::new(),
+        hasher: (!opts.diff_id_known).then(Sha256::new),
     };
     let mut archive = tar::Archive::new(hashing);
     let mut stats = UnpackStats::default();
@@ -411,7 +418,7 @@ pub fn unpack<R: Read>(
     // The diff ID covers the whole uncompressed stream, padding after the end blocks included.
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(LayerError::Read)?;
-    stats.diff_id = Some(Digest::from_hasher(rest.hasher));
+    stats.diff_id = rest.hasher.map(Digest::from_hasher);
     Ok(stats)
 }
 

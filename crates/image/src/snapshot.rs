@@ -127,7 +127,16 @@ impl Snapshotter {
             source,
         })?;
         let stats = layer::unpack(layer_stream, &fs, opts)?;
-        let diff_id = stats.diff_id.clone().expect("unpack sets the diff ID");
+        let diff_id = match (&stats.diff_id, expected_diff_id) {
+            (Some(d), _) => d.clone(),
+            // The caller verified the stream itself (UnpackOptions::diff_id_known).
+            (None, Some(known)) => known.clone(),
+            (None, None) => {
+                return Err(SnapshotError::Layer(LayerError::Read(
+                    std::io::Error::other("diff_id_known needs the expected diff ID"),
+                )))
+            }
+        };
         if let Some(want) = expected_diff_id {
             if want != &diff_id {
                 return Err(SnapshotError::DiffIdMismatch {
