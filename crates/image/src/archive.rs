@@ -264,21 +264,16 @@ fn load_docker(
                 diff_ids.len()
             )));
         }
-        let mut chain: Vec<Digest> = Vec::new();
         let mut layer_descs = Vec::new();
+        let mut blobs = Vec::new();
         for (path, diff_id) in entry.layers.iter().zip(&diff_ids) {
             check_name(path)?;
             let (digest, size) = files.blob(content, path)?;
             let media = layer_media_type(&content.blob_path(&digest))?;
             layer_descs.push(descriptor(media, size, &digest)?);
-            chain.push(unpack_layer(
-                content,
-                snaps,
-                chain.last(),
-                &digest,
-                diff_id,
-            )?);
+            blobs.push((digest, diff_id.clone()));
         }
+        let chain = unpack_layers(content, snaps, &blobs)?;
         let manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
             .media_type(MediaType::ImageManifest)
@@ -348,18 +343,12 @@ fn load_oci(
                 diff_ids.len()
             )));
         }
-        let mut chain: Vec<Digest> = Vec::new();
+        let mut blobs = Vec::new();
         for (layer_desc, diff_id) in m.layers().iter().zip(&diff_ids) {
             import_blob_stream(files, content, layer_desc)?;
-            let digest = digest_of(layer_desc)?;
-            chain.push(unpack_layer(
-                content,
-                snaps,
-                chain.last(),
-                &digest,
-                diff_id,
-            )?);
+            blobs.push((digest_of(layer_desc)?, diff_id.clone()));
         }
+        let chain = unpack_layers(content, snaps, &blobs)?;
         out.push(LoadedImage {
             manifest: digest_of(&desc)?,
             config: digest_of(m.config())?,
@@ -370,26 +359,60 @@ fn load_oci(
     Ok(out)
 }
 
-/// Unpacks a stored layer blob on top of `parent` unless that snapshot exists already.
-fn unpack_layer(
+/// Unpacks an image's layers (stored blobs with their diff IDs, bottom first) that are not
+/// unpacked yet, several at a time: each layer's tree is independent of the others, and the
+/// chain IDs follow from the diff IDs alone. Returns the chain IDs.
+fn unpack_layers(
     content: &ContentStore,
     snaps: &Snapshotter,
-    parent: Option<&Digest>,
-    blob: &Digest,
-    diff_id: &Digest,
-) -> Result<Digest, ArchiveError> {
-    let chain = crate::snapshot::chain_id(parent, diff_id);
-    if !snaps.has(&chain) {
-        // An uncompressed layer's blob digest is its diff ID, and the content store has just
-        // verified the blob: no need to hash it a second time while unpacking.
-        let opts = UnpackOptions {
-            diff_id_known: blob == diff_id,
-            ..UnpackOptions::for_image_layers()
-        };
-        let file = content.open_blob(blob)?;
-        snaps.unpack(parent, BufReader::new(file), Some(diff_id), &opts)?;
+    layers: &[(Digest, Digest)],
+) -> Result<Vec<Digest>, ArchiveError> {
+    let mut chains: Vec<Digest> = Vec::with_capacity(layers.len());
+    for (_, diff_id) in layers {
+        chains.push(crate::snapshot::chain_id(chains.last(), diff_id));
     }
-    Ok(chain)
+    let todo: Vec<usize> = (0..layers.len())
+        .filter(|&i| !snaps.has(&chains[i]))
+        .collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(todo.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let first_error: std::sync::Mutex<Option<ArchiveError>> = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&i) = todo.get(k) else { break };
+                if first_error.lock().expect("lock").is_some() {
+                    break;
+                }
+                let (blob, diff_id) = &layers[i];
+                let parent = i.checked_sub(1).map(|p| &chains[p]);
+                // An uncompressed layer's blob digest is its diff ID, and the content store
+                // has verified the blob: no need to hash it a second time while unpacking.
+                let opts = UnpackOptions {
+                    diff_id_known: blob == diff_id,
+                    ..UnpackOptions::for_image_layers()
+                };
+                let result = content
+                    .open_blob(blob)
+                    .map_err(ArchiveError::from)
+                    .and_then(|file| {
+                        snaps
+                            .unpack_unchecked(parent, BufReader::new(file), Some(diff_id), &opts)
+                            .map_err(ArchiveError::from)
+                    });
+                if let Err(e) = result {
+                    first_error.lock().expect("lock").get_or_insert(e);
+                }
+            });
+        }
+    });
+    match first_error.into_inner().expect("lock") {
+        Some(e) => Err(e),
+        None => Ok(chains),
+    }
 }
 
 fn oci_tags(desc: &Descriptor) -> Result<Vec<Reference>, ArchiveError> {

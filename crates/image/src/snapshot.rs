@@ -112,6 +112,19 @@ impl Snapshotter {
                 return Err(SnapshotError::NoParent(p.clone()));
             }
         }
+        self.unpack_unchecked(parent, layer_stream, expected_diff_id, opts)
+    }
+
+    /// [`Snapshotter::unpack`] without the parent check, for callers that unpack a whole chain
+    /// at once (layers in parallel: a layer's tree does not depend on its parent's, only its
+    /// chain ID does).
+    pub fn unpack_unchecked<R: Read>(
+        &self,
+        parent: Option<&Digest>,
+        layer_stream: R,
+        expected_diff_id: Option<&Digest>,
+        opts: &UnpackOptions,
+    ) -> Result<(Digest, UnpackStats), SnapshotError> {
         let tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .tempdir_in(&self.root)
