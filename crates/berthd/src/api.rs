@@ -1,0 +1,530 @@
+//! The Docker Engine API, the part that exists so far: `_ping`, `version`, `info`, and the
+//! image endpoints (list, inspect, history, tag, delete, load, get). Response bodies use
+//! bollard's models of the API, so their shape is Docker's, not ours.
+//!
+//! Paths are accepted with or without a version prefix (`/v1.24/...` up to
+//! [`API_VERSION`]), as dockerd does; the prefix is stripped before routing. The image store is
+//! blocking file-system code, so each call runs on tokio's blocking pool.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use berth_image::store::{ImageStore, StoreError};
+use berth_image::{Digest, Reference};
+use bollard_stubs::models::{ImageDeleteResponseItem, ImageSummary, SystemVersion};
+use futures_util::TryStreamExt;
+use serde_json::json;
+
+/// The Engine API version berthd speaks.
+pub const API_VERSION: &str = "1.44";
+/// The oldest version clients may ask for.
+pub const MIN_API_VERSION: &str = "1.24";
+
+/// What the handlers share.
+pub struct Daemon {
+    /// The image store.
+    pub images: ImageStore,
+}
+
+/// The router, wrapped so that version prefixes are stripped before routing.
+pub fn app(daemon: Arc<Daemon>) -> axum::Router {
+    let routes = Router::new()
+        .route("/_ping", get(ping).head(ping))
+        .route("/version", get(version))
+        .route("/info", get(info))
+        .route("/images/json", get(list_images))
+        .route("/images/load", post(load_images))
+        .route("/images/get", get(get_images))
+        .route(
+            "/images/{*rest}",
+            get(image_get).delete(image_delete).post(image_post),
+        )
+        .fallback(not_found)
+        .with_state(daemon);
+    Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .map_request(strip_version)
+            .service(routes),
+    )
+}
+
+/// `/v1.44/images/json` -> `/images/json`.
+fn strip_version(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if let Some(rest) = path.strip_prefix("/v") {
+        if let Some(slash) = rest.find('/') {
+            let v = &rest[..slash];
+            if v.split('.').count() == 2 && v.split('.').all(|p| p.parse::<u32>().is_ok()) {
+                let new_path = rest[slash..].to_string();
+                let pq = match req.uri().query() {
+                    Some(q) => format!("{new_path}?{q}"),
+                    None => new_path,
+                };
+                if let Ok(uri) = pq.parse::<Uri>() {
+                    *req.uri_mut() = uri;
+                }
+            }
+        }
+    }
+    req
+}
+
+/// An error as Docker returns it: a status and `{"message": ...}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"message": self.1}))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let status = match &e {
+            StoreError::NoSuchImage(_) => StatusCode::NOT_FOUND,
+            StoreError::Conflict { .. } | StoreError::Ambiguous(_) => StatusCode::CONFLICT,
+            StoreError::Reference(_) | StoreError::Archive(_) | StoreError::Manifest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, chain(&e))
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs blocking store code off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("page not found: {}", uri.path()),
+    )
+}
+
+async fn ping() -> Response {
+    let mut r = "OK".into_response();
+    let h = r.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    r
+}
+
+async fn version() -> Json<SystemVersion> {
+    let (os, arch) = berth_image::manifest::host_platform();
+    let kernel = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    Json(SystemVersion {
+        version: Some(env!("CARGO_PKG_VERSION").into()),
+        api_version: Some(API_VERSION.into()),
+        min_api_version: Some(MIN_API_VERSION.into()),
+        os: Some(os.into()),
+        arch: Some(arch.into()),
+        kernel_version: Some(kernel),
+        experimental: Some(false),
+        platform: Some(bollard_stubs::models::SystemVersionPlatform {
+            name: "berth".into(),
+        }),
+        ..Default::default()
+    })
+}
+
+async fn info(State(d): State<Arc<Daemon>>) -> ApiResult<Json<serde_json::Value>> {
+    let images = blocking({
+        let d = d.clone();
+        move || d.images.images()
+    })
+    .await?
+    .len();
+    let (os, arch) = berth_image::manifest::host_platform();
+    Ok(Json(json!({
+        "ID": "berth",
+        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "Images": images,
+        "Driver": "overlay",
+        "OSType": os, "Architecture": arch,
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "Name": rustix::system::uname().nodename().to_string_lossy(),
+        "Warnings": ["berthd serves images only so far: containers, volumes and networks come with the daemon issue"],
+    })))
+}
+
+fn short_tags(tags: &[Reference]) -> Vec<String> {
+    tags.iter().map(|t| t.familiar()).collect()
+}
+
+fn created_unix(created: Option<&String>) -> i64 {
+    created
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+        .map_or(0, |t| t.timestamp())
+}
+
+async fn list_images(State(d): State<Arc<Daemon>>) -> ApiResult<Json<Vec<ImageSummary>>> {
+    blocking(move || {
+        let mut out = Vec::new();
+        for img in d.images.images()? {
+            let config = d.images.config_of(&img)?;
+            let tags = d.images.tags_of(&img.id)?;
+            let size = d.images.size_of(&img) as i64;
+            out.push(ImageSummary {
+                id: img.id.to_string(),
+                parent_id: String::new(),
+                repo_tags: short_tags(&tags),
+                repo_digests: Vec::new(),
+                created: created_unix(config.created().as_ref()),
+                size,
+                shared_size: -1,
+                labels: config
+                    .config()
+                    .as_ref()
+                    .and_then(|c| c.labels().clone())
+                    .unwrap_or_default(),
+                containers: -1,
+                ..Default::default()
+            });
+        }
+        out.sort_by_key(|i| std::cmp::Reverse(i.created));
+        Ok(out)
+    })
+    .await
+    .map(Json)
+}
+
+/// `/images/{name}/json`, `/images/{name}/history` (names may contain slashes).
+async fn image_get(State(d): State<Arc<Daemon>>, Path(rest): Path<String>) -> ApiResult<Response> {
+    if let Some(name) = rest.strip_suffix("/json") {
+        let name = name.to_string();
+        let v = blocking(move || {
+            let img = d.images.resolve(&name)?;
+            let config = serde_json::to_value(d.images.config_of(&img)?).unwrap_or_default();
+            let tags = d.images.tags_of(&img.id)?;
+            Ok(json!({
+                "Id": img.id.to_string(),
+                "RepoTags": short_tags(&tags),
+                "RepoDigests": [],
+                "Parent": "",
+                "Comment": "",
+                "Created": config["created"],
+                "Config": config["config"],
+                "Architecture": config["architecture"],
+                "Os": config["os"],
+                "Size": d.images.size_of(&img),
+                "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
+                "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+            }))
+        })
+        .await?;
+        return Ok(Json(v).into_response());
+    }
+    if let Some(name) = rest.strip_suffix("/history") {
+        let name = name.to_string();
+        let v = blocking(move || {
+            let img = d.images.resolve(&name)?;
+            let config = serde_json::to_value(d.images.config_of(&img)?).unwrap_or_default();
+            let mut out = Vec::new();
+            for (i, h) in config["history"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .rev()
+                .enumerate()
+            {
+                out.push(json!({
+                    "Id": if i == 0 { img.id.to_string() } else { "<missing>".into() },
+                    "Created": created_unix(h["created"].as_str().map(String::from).as_ref()),
+                    "CreatedBy": h["created_by"],
+                    "Tags": null, "Size": 0, "Comment": h["comment"],
+                }));
+            }
+            Ok(json!(out))
+        })
+        .await?;
+        return Ok(Json(v).into_response());
+    }
+    Err(ApiError(
+        StatusCode::NOT_FOUND,
+        format!("page not found: /images/{rest}"),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct DeleteQuery {
+    #[serde(default)]
+    force: Option<String>,
+}
+
+fn truthy(v: &Option<String>) -> bool {
+    matches!(v.as_deref(), Some("1" | "true" | "True"))
+}
+
+async fn image_delete(
+    State(d): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult<Json<Vec<ImageDeleteResponseItem>>> {
+    let force = truthy(&q.force);
+    blocking(move || {
+        let r = d.images.remove(&name, force, &|_: &Digest| false)?;
+        d.images.gc()?;
+        let mut out: Vec<ImageDeleteResponseItem> = r
+            .untagged
+            .iter()
+            .map(|t| ImageDeleteResponseItem {
+                untagged: Some(t.familiar()),
+                deleted: None,
+            })
+            .collect();
+        out.extend(r.deleted.iter().map(|d| ImageDeleteResponseItem {
+            untagged: None,
+            deleted: Some(d.to_string()),
+        }));
+        Ok(out)
+    })
+    .await
+    .map(Json)
+}
+
+#[derive(serde::Deserialize)]
+struct TagQuery {
+    repo: String,
+    #[serde(default)]
+    tag: Option<String>,
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`.
+async fn image_post(
+    State(d): State<Arc<Daemon>>,
+    Path(rest): Path<String>,
+    Query(q): Query<TagQuery>,
+) -> ApiResult<StatusCode> {
+    let Some(name) = rest.strip_suffix("/tag").map(String::from) else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("page not found: /images/{rest}"),
+        ));
+    };
+    let target = match q.tag.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => format!("{}:{t}", q.repo),
+        None => q.repo.clone(),
+    };
+    blocking(move || {
+        let img = d.images.resolve(&name)?;
+        d.images.tag(&img.id, &Reference::parse(&target)?)
+    })
+    .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `POST /images/load`: the body is the archive. The reply is a stream of JSON messages, as
+/// `docker load` expects.
+async fn load_images(State(d): State<Arc<Daemon>>, body: Body) -> ApiResult<Response> {
+    // The archive is spooled to a file first: the store reads synchronously, and a client that
+    // disconnects halfway must not leave a half-read archive in the store's hands.
+    let spool = tokio::task::spawn_blocking(tempfile_spool)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut file = tokio::fs::File::from_std(
+        spool
+            .reopen()
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
+    );
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("read request body: {e}")))?
+    {
+        tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    }
+    let loaded = blocking(move || {
+        let f = std::fs::File::open(spool.path()).map_err(|e| StoreError::Metadata {
+            path: spool.path().to_path_buf(),
+            why: e.to_string(),
+        })?;
+        d.images.load(std::io::BufReader::new(f))
+    })
+    .await?;
+    let mut out = String::new();
+    for (img, tags) in loaded {
+        if tags.is_empty() {
+            out.push_str(&json!({"stream": format!("Loaded image ID: {}\n", img.id)}).to_string());
+            out.push('\n');
+        }
+        for t in tags {
+            out.push_str(
+                &json!({"stream": format!("Loaded image: {}\n", t.familiar())}).to_string(),
+            );
+            out.push('\n');
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+fn tempfile_spool() -> std::io::Result<tempfile_lite::Spool> {
+    tempfile_lite::Spool::new()
+}
+
+/// A temporary file removed on drop (the daemon's only use of one; no extra crate for it).
+mod tempfile_lite {
+    use std::path::{Path, PathBuf};
+
+    pub struct Spool(PathBuf);
+
+    impl Spool {
+        pub fn new() -> std::io::Result<Self> {
+            let dir = std::env::temp_dir();
+            for n in 0..1000u32 {
+                let p = dir.join(format!("berthd-load-{}-{n}", std::process::id()));
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&p)
+                {
+                    Ok(_) => return Ok(Spool(p)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(std::io::Error::other("no free spool file name"))
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+        pub fn reopen(&self) -> std::io::Result<std::fs::File> {
+            std::fs::OpenOptions::new().write(true).open(&self.0)
+        }
+    }
+
+    impl Drop for Spool {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// `GET /images/get?names=a&names=b`: the archive `docker save` writes.
+async fn get_images(State(d): State<Arc<Daemon>>, uri: Uri) -> ApiResult<Response> {
+    // `names` repeats; axum's Query takes the last only, so parse it by hand.
+    let names: Vec<String> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k == "names")
+        .map(|(_, v)| percent_decode(v))
+        .collect();
+    if names.is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "no image names given".into(),
+        ));
+    }
+    let data = blocking(move || {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut out = Vec::new();
+        d.images.save(&refs, &mut out)?;
+        Ok(out)
+    })
+    .await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Bytes::from(data),
+    )
+        .into_response())
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefixes_are_stripped() {
+        let req = |p: &str| {
+            strip_version(Request::builder().uri(p).body(Body::empty()).unwrap())
+                .uri()
+                .to_string()
+        };
+        assert_eq!(req("/v1.44/images/json?all=1"), "/images/json?all=1");
+        assert_eq!(req("/v1.24/_ping"), "/_ping");
+        assert_eq!(req("/images/json"), "/images/json");
+        assert_eq!(req("/vx/images"), "/vx/images");
+    }
+
+    #[test]
+    fn created_and_query_decoding() {
+        assert_eq!(created_unix(Some(&"1970-01-01T00:00:10Z".to_string())), 10);
+        assert_eq!(created_unix(None), 0);
+        assert_eq!(percent_decode("busybox%3Alatest"), "busybox:latest");
+        assert_eq!(percent_decode("a%2"), "a%2");
+    }
+}

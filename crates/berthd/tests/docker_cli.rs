@@ -1,0 +1,225 @@
+//! The real `docker` CLI against berthd: version negotiation and the image commands.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
+
+/// A berthd on a private socket and root, stopped with SIGTERM on drop.
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Daemon {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(BERTHD)
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("--host")
+            .arg(format!(
+                "unix://{}",
+                dir.path().join("berth.sock").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+            .spawn()
+            .unwrap();
+        let d = Daemon { dir, child };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(d.socket()).is_err() {
+            assert!(Instant::now() < deadline, "berthd did not listen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        d
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("berth.sock")
+    }
+
+    fn docker_with(&self, bin: &str, args: &[&str]) -> Output {
+        Command::new(bin)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.docker_with("docker", args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn have_docker_cli() -> bool {
+    let ok = Command::new("docker").arg("--version").output().is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have the docker CLI"
+        );
+        eprintln!("docker CLI not installed: skipping");
+    }
+    ok
+}
+
+/// A one-layer `docker save` archive, built here.
+fn archive(dir: &Path) -> PathBuf {
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(5);
+    h.set_mode(0o644);
+    layer
+        .append_data(&mut h, "hello.txt", &b"hello"[..])
+        .unwrap();
+    let layer = layer.into_inner().unwrap();
+    let diff = format!("sha256:{}", sha256_hex(&layer));
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
+        "config": {"Cmd": ["/hello"], "Labels": {"made.by": "berth-test"}},
+        "rootfs": {"type": "layers", "diff_ids": [diff]},
+        "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "test"}]
+    }))
+    .unwrap();
+    let cfg_name = format!("{}.json", sha256_hex(&config));
+    let manifest = serde_json::to_vec(&serde_json::json!([{"Config": cfg_name, "RepoTags": ["hello:1"], "Layers": ["l/layer.tar"]}])).unwrap();
+    let mut t = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (cfg_name.as_str(), &config),
+        ("l/layer.tar", &layer),
+        ("manifest.json", &manifest),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        t.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    let path = dir.join("hello.tar");
+    std::fs::write(&path, t.into_inner().unwrap()).unwrap();
+    path
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    berth_image::Digest::of(data).hex().to_string()
+}
+
+#[test]
+fn docker_cli_drives_berthd_images() {
+    if !have_docker_cli() {
+        return;
+    }
+    let d = Daemon::start();
+    let v = d.ok(&[
+        "version",
+        "--format",
+        "{{.Server.APIVersion}} {{.Server.Os}}",
+    ]);
+    assert_eq!(v.trim(), "1.44 linux");
+    // An older client (docker.io 20.10's CLI, API 1.41) negotiates down.
+    if Path::new("/usr/bin/docker").exists() {
+        let out = d.docker_with(
+            "/usr/bin/docker",
+            &["version", "--format", "{{.Client.APIVersion}}"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let tar = archive(d.dir.path());
+    assert!(d
+        .ok(&["load", "-i", tar.to_str().unwrap()])
+        .contains("Loaded image: hello:1"));
+    let images = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}"]);
+    assert_eq!(images.trim(), "hello:1 5B");
+    d.ok(&["tag", "hello:1", "registry.local:5000/team/hello:latest"]);
+    assert_eq!(
+        d.ok(&["images", "-q"]).lines().count(),
+        2,
+        "one line per tag, same ID"
+    );
+    let inspect = d.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Cmd}} {{index .Config.Labels \"made.by\"}}",
+        "hello:1",
+    ]);
+    assert_eq!(inspect.trim(), "[\"/hello\"] berth-test");
+
+    let saved = d.dir.path().join("saved.tar");
+    d.ok(&["save", "-o", saved.to_str().unwrap(), "hello:1"]);
+    assert!(std::fs::metadata(&saved).unwrap().len() > 1024);
+
+    assert_eq!(d.ok(&["rmi", "hello:1"]).trim(), "Untagged: hello:1");
+    let out = d.docker(&["rmi", "hello:1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No such image: hello:1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = d.docker(&["load", "-i", "/dev/null"]);
+    assert!(!out.status.success(), "an empty archive is refused");
+    assert!(d
+        .ok(&["rmi", "registry.local:5000/team/hello"])
+        .contains("Deleted: sha256:"));
+    assert_eq!(d.ok(&["images", "-q"]), "");
+}
+
+#[test]
+fn sigterm_stops_berthd_and_removes_its_socket() {
+    let mut d = Daemon::start();
+    let _ = Command::new("kill").arg(d.child.id().to_string()).status();
+    let status = d.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!d.socket().exists());
+    // And a second berthd on the same socket refuses while the first runs.
+    let a = Daemon::start();
+    let out = Command::new(BERTHD)
+        .arg("--root")
+        .arg(a.dir.path().join("root2"))
+        .arg("--host")
+        .arg(format!("unix://{}", a.socket().display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
