@@ -207,24 +207,13 @@ impl ContentStore {
     /// Every blob's digest (names that are not digests are ignored).
     pub fn list(&self) -> Result<Vec<Digest>, ContentError> {
         let dir = self.root.join("blobs/sha256");
-        let entries = std::fs::read_dir(&dir).map_err(|source| ContentError::Io {
+        Digest::list_dir(&dir).map_err(|source| ContentError::Io {
             what: "list",
-            path: dir.clone(),
+            path: dir,
             source,
-        })?;
-        let mut out: Vec<Digest> = entries
-            .flatten()
-            .filter_map(|e| {
-                format!("sha256:{}", e.file_name().to_string_lossy())
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        out.sort();
-        Ok(out)
+        })
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,21 @@ impl Digest {
         }
     }
 
+    /// The digest a store file is named after (`<64 hex>`), if the name is one.
+    pub fn from_file_name(name: &std::ffi::OsStr) -> Option<Self> {
+        format!("sha256:{}", name.to_str()?).parse().ok()
+    }
+
+    /// Every digest-named entry of a directory, sorted (other names are ignored).
+    pub fn list_dir(dir: &std::path::Path) -> std::io::Result<Vec<Self>> {
+        let mut out: Vec<Digest> = std::fs::read_dir(dir)?
+            .flatten()
+            .filter_map(|e| Self::from_file_name(&e.file_name()))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// The 64 hex digits.
     pub fn hex(&self) -> &str {
         &self.hex

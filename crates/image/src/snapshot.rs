@@ -207,18 +207,7 @@ impl Snapshotter {
 
     /// Every unpacked layer's chain ID.
     pub fn list(&self) -> Vec<Digest> {
-        let mut out: Vec<Digest> = std::fs::read_dir(&self.root)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                format!("sha256:{}", e.file_name().to_string_lossy())
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        out.sort();
-        out
+        Digest::list_dir(&self.root).unwrap_or_default()
     }
 }
 
