@@ -269,7 +269,9 @@ fn load_docker(
         for (path, diff_id) in entry.layers.iter().zip(&diff_ids) {
             check_name(path)?;
             let (digest, size) = files.blob(content, path)?;
-            let media = layer_media_type(&content.blob_path(&digest))?;
+            let blob_path = content.blob_path(&digest);
+            let media = layer_media_type(&blob_path)
+                .map_err(|e| ArchiveError::Invalid(format!("{}: {e}", blob_path.display())))?;
             layer_descs.push(descriptor(media, size, &digest)?);
             blobs.push((digest, diff_id.clone()));
         }
@@ -458,11 +460,10 @@ fn descriptor(media: MediaType, size: u64, digest: &Digest) -> Result<Descriptor
         .map_err(|e| ArchiveError::Invalid(format!("descriptor: {e}")))
 }
 
-fn layer_media_type(blob: &Path) -> Result<MediaType, ArchiveError> {
+/// The media type of a stored layer blob, from its first bytes (shared with `import`).
+pub(crate) fn layer_media_type(blob: &Path) -> std::io::Result<MediaType> {
     let mut head = [0u8; 4];
-    let n = std::fs::File::open(blob)
-        .and_then(|mut f| f.read(&mut head))
-        .map_err(|e| ArchiveError::Invalid(format!("{}: {e}", blob.display())))?;
+    let n = std::fs::File::open(blob).and_then(|mut f| f.read(&mut head))?;
     Ok(match detect_compression(&head[..n]) {
         Compression::None => MediaType::ImageLayer,
         Compression::Gzip => MediaType::ImageLayerGzip,

@@ -599,11 +599,10 @@ impl ImageStore {
         });
         let config_bytes = serde_json::to_vec(&config).expect("json");
         let config_digest = self.content.put(&config_bytes)?;
-        let layer_media = match crate::layer::detect_compression(&self.content_head(&blob)?) {
-            crate::layer::Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            crate::layer::Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-            crate::layer::Compression::None => "application/vnd.oci.image.layer.v1.tar",
-        };
+        let blob_path = self.content.blob_path(&blob);
+        let layer_media = crate::archive::layer_media_type(&blob_path)
+            .map_err(|e| meta_err(&blob_path, e))?
+            .to_string();
         let manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -625,16 +624,6 @@ impl ImageStore {
             self.write_tags(&all)?;
         }
         Ok(record)
-    }
-
-    fn content_head(&self, d: &Digest) -> Result<Vec<u8>, StoreError> {
-        let mut head = [0u8; 4];
-        let n = self
-            .content
-            .open_blob(d)?
-            .read(&mut head)
-            .map_err(|e| meta_err(&self.content.blob_path(d), e))?;
-        Ok(head[..n].to_vec())
     }
 
     /// Total unpacked size of an image's layers.
