@@ -371,19 +371,17 @@ fn save(store: &ImageStore, a: SaveArgs) -> anyhow::Result<()> {
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
-            let (tmp_path, mut file) = tempfile_in(dir)?;
-            let written = store
-                .save(&names, std::io::BufWriter::new(&mut file))
-                .map_err(anyhow::Error::from)
-                .and_then(|_| Ok(file.sync_all()?))
-                .and_then(|_| {
-                    std::fs::rename(&tmp_path, path)
-                        .with_context(|| format!("write {}", path.display()))
-                });
-            if written.is_err() {
-                let _ = std::fs::remove_file(&tmp_path);
-            }
-            written?;
+            // Dropped (and so removed) if anything fails before the rename.
+            let mut tmp = tempfile::NamedTempFile::with_prefix_in(".berth-save-", dir)
+                .with_context(|| format!("create a temporary file in {}", dir.display()))?;
+            let mut out = std::io::BufWriter::new(tmp.as_file_mut());
+            store.save(&names, &mut out)?;
+            // A failed final write must fail the save, not vanish in BufWriter's drop.
+            out.flush()?;
+            drop(out);
+            tmp.as_file().sync_all()?;
+            tmp.persist(path)
+                .with_context(|| format!("write {}", path.display()))?;
         }
         None => {
             if std::io::stdout().is_terminal() {
@@ -395,12 +393,6 @@ fn save(store: &ImageStore, a: SaveArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn tempfile_in(dir: &std::path::Path) -> anyhow::Result<(PathBuf, std::fs::File)> {
-    let path = dir.join(format!(".berth-save-{}.tmp", std::process::id()));
-    let f = std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
-    Ok((path, f))
 }
 
 fn rmi(store: &ImageStore, a: RmiArgs) -> anyhow::Result<()> {

@@ -353,9 +353,7 @@ async fn image_post(
 async fn load_images(State(d): State<Arc<Daemon>>, body: Body) -> ApiResult<Response> {
     // The archive is spooled to a file first: the store reads synchronously, and a client that
     // disconnects halfway must not leave a half-read archive in the store's hands.
-    let spool = tokio::task::spawn_blocking(tempfile_spool)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    let spool = tempfile::NamedTempFile::with_prefix("berthd-load-")
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let mut file = tokio::fs::File::from_std(
         spool
@@ -396,58 +394,12 @@ async fn load_images(State(d): State<Arc<Daemon>>, body: Body) -> ApiResult<Resp
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
-fn tempfile_spool() -> std::io::Result<tempfile_lite::Spool> {
-    tempfile_lite::Spool::new()
-}
-
-/// A temporary file removed on drop (the daemon's only use of one; no extra crate for it).
-mod tempfile_lite {
-    use std::path::{Path, PathBuf};
-
-    pub struct Spool(PathBuf);
-
-    impl Spool {
-        pub fn new() -> std::io::Result<Self> {
-            let dir = std::env::temp_dir();
-            for n in 0..1000u32 {
-                let p = dir.join(format!("berthd-load-{}-{n}", std::process::id()));
-                match std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&p)
-                {
-                    Ok(_) => return Ok(Spool(p)),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(std::io::Error::other("no free spool file name"))
-        }
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-        pub fn reopen(&self) -> std::io::Result<std::fs::File> {
-            std::fs::OpenOptions::new().write(true).open(&self.0)
-        }
-    }
-
-    impl Drop for Spool {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
-
 /// `GET /images/get?names=a&names=b`: the archive `docker save` writes.
 async fn get_images(State(d): State<Arc<Daemon>>, uri: Uri) -> ApiResult<Response> {
-    // `names` repeats; axum's Query takes the last only, so parse it by hand.
-    let names: Vec<String> = uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| *k == "names")
-        .map(|(_, v)| percent_decode(v))
+    // `names` repeats, which axum's Query (serde_urlencoded) cannot collect into a list.
+    let names: Vec<String> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "names")
+        .map(|(_, v)| v.into_owned())
         .collect();
     if names.is_empty() {
         return Err(ApiError(
@@ -469,40 +421,6 @@ async fn get_images(State(d): State<Arc<Daemon>>, uri: Uri) -> ApiResult<Respons
         .into_response())
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,10 +439,8 @@ mod tests {
     }
 
     #[test]
-    fn created_and_query_decoding() {
+    fn created_times() {
         assert_eq!(created_unix(Some(&"1970-01-01T00:00:10Z".to_string())), 10);
         assert_eq!(created_unix(None), 0);
-        assert_eq!(percent_decode("busybox%3Alatest"), "busybox:latest");
-        assert_eq!(percent_decode("a%2"), "a%2");
     }
 }
