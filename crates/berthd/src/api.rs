@@ -20,6 +20,8 @@ use bollard_stubs::models::{ImageDeleteResponseItem, ImageSummary, SystemVersion
 use futures_util::TryStreamExt;
 use serde_json::json;
 
+use crate::containers;
+
 /// The Engine API version berthd speaks.
 pub const API_VERSION: &str = "1.44";
 /// The oldest version clients may ask for.
@@ -28,7 +30,9 @@ pub const MIN_API_VERSION: &str = "1.24";
 /// What the handlers share.
 pub struct Daemon {
     /// The image store.
-    pub images: ImageStore,
+    pub images: Arc<ImageStore>,
+    /// Containers.
+    pub engine: Arc<berth_engine::Engine>,
 }
 
 /// The router, wrapped so that version prefixes are stripped before routing.
@@ -40,6 +44,25 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
         .route("/images/json", get(list_images))
         .route("/images/load", post(load_images))
         .route("/images/get", get(get_images))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/top", get(containers::top))
+        .route(
+            "/containers/{id}",
+            axum::routing::delete(containers::remove),
+        )
         .route(
             "/images/{*rest}",
             get(image_get).delete(image_delete).post(image_post),
@@ -75,7 +98,7 @@ fn strip_version(mut req: Request) -> Request {
 }
 
 /// An error as Docker returns it: a status and `{"message": ...}`.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -97,7 +120,7 @@ impl From<StoreError> for ApiError {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(x) = src {
@@ -108,7 +131,8 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+/// Handler results.
+pub type ApiResult<T> = Result<T, ApiError>;
 
 /// Runs blocking store code off the async threads.
 async fn blocking<T: Send + 'static>(
@@ -169,15 +193,20 @@ async fn info(State(d): State<Arc<Daemon>>) -> ApiResult<Json<serde_json::Value>
     .await?
     .len();
     let (os, arch) = berth_image::manifest::host_platform();
+    let all = d.engine.list();
+    let count = |s: berth_engine::Status| all.iter().filter(|c| c.state.status == s).count();
+    let running = count(berth_engine::Status::Running);
+    let paused = count(berth_engine::Status::Paused);
     Ok(Json(json!({
         "ID": "berth",
-        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "Containers": all.len(), "ContainersRunning": running, "ContainersPaused": paused,
+        "ContainersStopped": all.len() - running - paused,
         "Images": images,
         "Driver": "overlay",
         "OSType": os, "Architecture": arch,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "Name": rustix::system::uname().nodename().to_string_lossy(),
-        "Warnings": ["berthd serves images only so far: containers, volumes and networks come with the daemon issue"],
+        "Warnings": ["WARNING: no container networking yet: the default network gives containers loopback only (--network none); --network host shares the host's"],
     })))
 }
 
@@ -297,8 +326,14 @@ async fn image_delete(
 ) -> ApiResult<Json<Vec<ImageDeleteResponseItem>>> {
     let force = truthy(&q.force);
     blocking(move || {
-        let r = d.images.remove(&name, force, &|_: &Digest| false)?;
-        d.images.gc()?;
+        let engine = d.engine.clone();
+        let in_use = move |id: &Digest| engine.image_in_use(id);
+        let r = d.images.remove(&name, force, &in_use)?;
+        // A forced removal of an image a container uses keeps its layers: the container's
+        // rootfs is made of them.
+        if !r.deleted.iter().any(in_use) {
+            d.images.gc()?;
+        }
         let mut out: Vec<ImageDeleteResponseItem> = r
             .untagged
             .iter()

@@ -5,6 +5,7 @@
 //! signals.
 
 mod api;
+mod containers;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -27,6 +28,12 @@ struct Opts {
     /// The socket to listen on.
     #[arg(short = 'H', long, default_value = "unix:///run/berth/berth.sock")]
     host: String,
+    /// Per-boot state: monitor sockets and the OCI runtime's state.
+    #[arg(long, default_value = "/run/berth")]
+    exec_root: PathBuf,
+    /// The OCI runtime (default: `berth-runtime` next to berthd, else on PATH).
+    #[arg(long)]
+    runtime: Option<PathBuf>,
     /// error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -48,15 +55,39 @@ fn main() -> anyhow::Result<()> {
             opts.host
         );
     };
-    let images = berth_image::store::ImageStore::open(&opts.root)
-        .with_context(|| format!("open the image store in {}", opts.root.display()))?;
-    let daemon = Arc::new(api::Daemon { images });
+    let images = Arc::new(
+        berth_image::store::ImageStore::open(&opts.root)
+            .with_context(|| format!("open the image store in {}", opts.root.display()))?,
+    );
+    let config = berth_engine::EngineConfig {
+        root: opts.root.clone(),
+        exec_root: opts.exec_root.clone(),
+        runtime: opts
+            .runtime
+            .clone()
+            .unwrap_or_else(|| sibling("berth-runtime")),
+        monitor: sibling("berth-monitor"),
+    };
     // Two workers are plenty for a unix socket; the store's work runs on the blocking pool.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(serve(socket, daemon))
+    rt.block_on(async move {
+        let engine = berth_engine::Engine::open(config, images.clone())
+            .await
+            .context("restore containers")?;
+        serve(socket, Arc::new(api::Daemon { images, engine })).await
+    })
+}
+
+/// A berth binary installed next to berthd, or else found on PATH.
+fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 async fn serve(socket: PathBuf, daemon: Arc<api::Daemon>) -> anyhow::Result<()> {
@@ -85,9 +116,35 @@ async fn serve(socket: PathBuf, daemon: Arc<api::Daemon>) -> anyhow::Result<()> 
         }
         tracing::info!("shutting down");
     };
-    axum::serve(listener, api::app(daemon))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // Connections are served by hyper directly (not axum::serve) so that attach and exec can
+    // take the connection over after a 101 (`with_upgrades`).
+    let app = api::app(daemon);
+    tokio::pin!(shutdown);
+    loop {
+        let conn = tokio::select! {
+            c = listener.accept() => c,
+            _ = &mut shutdown => break,
+        };
+        let (stream, _) = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                continue;
+            }
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .with_upgrades()
+                .await
+            {
+                tracing::debug!("connection: {e}");
+            }
+        });
+    }
+    // Containers keep running under their monitors; the next berthd finds them again.
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }

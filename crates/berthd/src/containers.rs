@@ -1,0 +1,737 @@
+//! The container endpoints of the Engine API, mapped onto [`berth_engine::Engine`]. Only
+//! translation lives here: query strings and bodies in, Docker's JSON shapes and stream
+//! framings out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use berth_engine::logs::LogOptions;
+use berth_engine::{AttachOptions, EngineError, Record, Status, WaitCondition};
+use bollard_stubs::models::{
+    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerState,
+    ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
+    ContainerSummaryNetworkSettings, ContainerSummaryStateEnum, ContainerWaitResponse, DriverData,
+    NetworkSettings,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{ApiError, ApiResult, Daemon};
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError(status, crate::api::chain(&e))
+    }
+}
+
+/// 304 for "nothing to do", as dockerd answers `start` of a running container.
+fn done(r: Result<(), EngineError>) -> ApiResult<StatusCode> {
+    match r {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(EngineError::NotModified) => Ok(StatusCode::NOT_MODIFIED),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn flag(v: &Option<String>) -> bool {
+    matches!(v.as_deref(), Some("1" | "true" | "True" | "yes"))
+}
+
+#[derive(Deserialize)]
+pub struct CreateQuery {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /containers/create`.
+pub async fn create(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Query<CreateQuery>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<ContainerCreateResponse>)> {
+    let body: ContainerCreateBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("invalid JSON in the request body: {e}"),
+        )
+    })?;
+    let rec = d.engine.create(q.name.as_deref(), body).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ContainerCreateResponse {
+            id: rec.id,
+            warnings: Vec::new(),
+        }),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    all: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    filters: Option<String>,
+}
+
+/// `GET /containers/json`.
+pub async fn list(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<ContainerSummary>>> {
+    let filters: HashMap<String, Vec<String>> = match q.filters.as_deref() {
+        None | Some("") => HashMap::new(),
+        Some(f) => parse_filters(f)?,
+    };
+    let all = flag(&q.all) || q.limit.is_some_and(|l| l > 0);
+    let mut out = Vec::new();
+    for r in d.engine.list() {
+        if !all && !r.state.status.is_running() && !filters.contains_key("status") {
+            continue;
+        }
+        if !matches_filters(&r, &filters) {
+            continue;
+        }
+        out.push(summary(&r));
+    }
+    if let Some(l) = q.limit.filter(|l| *l > 0) {
+        out.truncate(l as usize);
+    }
+    Ok(Json(out))
+}
+
+/// Docker's `filters` parameter: `{"name":["a"]}` or the old `{"name":{"a":true}}`.
+pub fn parse_filters(s: &str) -> ApiResult<HashMap<String, Vec<String>>> {
+    let v: serde_json::Value = serde_json::from_str(s)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid filters: {e}")))?;
+    let mut out = HashMap::new();
+    if let Some(o) = v.as_object() {
+        for (k, vals) in o {
+            let list: Vec<String> = match vals {
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+                serde_json::Value::Object(m) => m.keys().cloned().collect(),
+                _ => Vec::new(),
+            };
+            out.insert(k.clone(), list);
+        }
+    }
+    Ok(out)
+}
+
+fn matches_filters(r: &Record, f: &HashMap<String, Vec<String>>) -> bool {
+    f.iter().all(|(k, vals)| {
+        vals.is_empty()
+            || vals.iter().any(|v| match k.as_str() {
+                "id" => r.id.starts_with(v.as_str()),
+                "name" => r
+                    .name
+                    .trim_start_matches('/')
+                    .contains(v.trim_start_matches('/')),
+                "status" => r.state.status.as_str() == v,
+                "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == *v,
+                "label" => {
+                    let labels = r.config.labels.clone().unwrap_or_default();
+                    match v.split_once('=') {
+                        Some((lk, lv)) => labels.get(lk).is_some_and(|x| x == lv),
+                        None => labels.contains_key(v),
+                    }
+                }
+                "ancestor" => r.image_name == *v || r.image.starts_with(v.as_str()),
+                _ => true,
+            })
+    })
+}
+
+fn unix(t: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t).map_or(0, |t| t.timestamp())
+}
+
+/// Docker's human status: `Up 5 seconds`, `Exited (0) 2 minutes ago`, `Created`.
+fn human_status(r: &Record) -> String {
+    let ago = |t: &str| {
+        let secs = (chrono::Utc::now().timestamp() - unix(t)).max(0);
+        human_duration(secs)
+    };
+    match r.state.status {
+        Status::Running => format!("Up {}", ago(&r.state.started_at)),
+        Status::Paused => format!("Up {} (Paused)", ago(&r.state.started_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            r.state.exit_code,
+            ago(&r.state.finished_at)
+        ),
+        Status::Exited if !r.state.finished_at.is_empty() => format!(
+            "Exited ({}) {} ago",
+            r.state.exit_code,
+            ago(&r.state.finished_at)
+        ),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+        _ => "Created".into(),
+    }
+}
+
+/// Go's `units.HumanDuration`, which `docker ps` uses.
+fn human_duration(secs: i64) -> String {
+    match secs {
+        s if s < 1 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s / 60 == 1 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if (s as f64 / 3600.0).round() as i64 == 1 => "About an hour".into(),
+        s if s < 48 * 3600 => format!("{} hours", (s as f64 / 3600.0).round() as i64),
+        s if s < 7 * 24 * 3600 * 2 => format!("{} days", s / 86400),
+        s if s < 30 * 24 * 3600 * 3 => format!("{} weeks", s / (7 * 86400)),
+        s if s < 365 * 24 * 3600 * 2 => format!("{} months", s / (30 * 86400)),
+        s => format!("{} years", s / (365 * 86400)),
+    }
+}
+
+fn command(r: &Record) -> String {
+    berth_engine::spec::argv(&r.config)
+        .unwrap_or_default()
+        .join(" ")
+}
+
+fn summary(r: &Record) -> ContainerSummary {
+    ContainerSummary {
+        id: Some(r.id.clone()),
+        names: Some(vec![r.name.clone()]),
+        image: Some(r.image_name.clone()),
+        image_id: Some(r.image.clone()),
+        command: Some(command(r)),
+        created: Some(unix(&r.created)),
+        ports: Some(Vec::new()),
+        labels: r.config.labels.clone(),
+        state: r
+            .state
+            .status
+            .as_str()
+            .parse::<ContainerSummaryStateEnum>()
+            .ok(),
+        status: Some(human_status(r)),
+        host_config: Some(ContainerSummaryHostConfig {
+            network_mode: r.host_config.network_mode.clone(),
+            ..Default::default()
+        }),
+        network_settings: Some(ContainerSummaryNetworkSettings {
+            networks: Some(HashMap::new()),
+        }),
+        mounts: Some(Vec::new()),
+        ..Default::default()
+    }
+}
+
+/// `GET /containers/{id}/json`.
+pub async fn inspect(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContainerInspectResponse>> {
+    let r = d.engine.inspect(&id)?;
+    let dir = d.engine.container_dir(&r.id)?;
+    let p = |f: &str| Some(dir.join(f).to_string_lossy().into_owned());
+    let argv = berth_engine::spec::argv(&r.config).unwrap_or_default();
+    let s = &r.state;
+    let image = d.images.record(
+        &r.image
+            .parse()
+            .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "bad image ID".into()))?,
+    );
+    let lower = image
+        .map(|img| {
+            img.chain
+                .iter()
+                .rev()
+                .map(|c| {
+                    d.images
+                        .snapshots()
+                        .layer_dir(c)
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect::<Vec<_>>()
+                .join(":")
+        })
+        .unwrap_or_default();
+    let zero = "0001-01-01T00:00:00Z".to_string();
+    Ok(Json(ContainerInspectResponse {
+        id: Some(r.id.clone()),
+        created: Some(r.created.clone()),
+        path: argv.first().cloned(),
+        args: Some(argv.iter().skip(1).cloned().collect()),
+        state: Some(ContainerState {
+            status: s.status.as_str().parse::<ContainerStateStatusEnum>().ok(),
+            running: Some(s.status.is_running()),
+            paused: Some(s.status == Status::Paused),
+            restarting: Some(s.status == Status::Restarting),
+            oom_killed: Some(s.oom_killed),
+            dead: Some(s.status == Status::Dead),
+            pid: Some(s.pid as i64),
+            exit_code: Some(s.exit_code as i64),
+            error: Some(s.error.clone()),
+            started_at: Some(if s.started_at.is_empty() {
+                zero.clone()
+            } else {
+                s.started_at.clone()
+            }),
+            finished_at: Some(if s.finished_at.is_empty() {
+                zero
+            } else {
+                s.finished_at.clone()
+            }),
+            health: None,
+        }),
+        image: Some(r.image.clone()),
+        resolv_conf_path: p("resolv.conf"),
+        hostname_path: p("hostname"),
+        hosts_path: p("hosts"),
+        log_path: Some(r.log_path.clone()),
+        name: Some(r.name.clone()),
+        restart_count: Some(r.restart_count),
+        driver: Some("overlay2".into()),
+        platform: Some("linux".into()),
+        mount_label: Some(String::new()),
+        process_label: Some(String::new()),
+        app_armor_profile: Some(String::new()),
+        exec_ids: None,
+        host_config: Some(r.host_config.clone()),
+        graph_driver: Some(DriverData {
+            name: "overlay2".into(),
+            data: [
+                ("LowerDir".to_string(), lower),
+                (
+                    "UpperDir".into(),
+                    dir.join("diff").to_string_lossy().into_owned(),
+                ),
+                (
+                    "MergedDir".into(),
+                    dir.join("rootfs").to_string_lossy().into_owned(),
+                ),
+                (
+                    "WorkDir".into(),
+                    dir.join("work").to_string_lossy().into_owned(),
+                ),
+            ]
+            .into(),
+        }),
+        mounts: Some(Vec::new()),
+        config: Some(r.config.clone()),
+        network_settings: Some(NetworkSettings {
+            networks: Some(HashMap::new()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}
+
+/// `POST /containers/{id}/start`.
+pub async fn start(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    done(d.engine.start(&id).await)
+}
+
+#[derive(Deserialize, Default)]
+pub struct StopQuery {
+    #[serde(default)]
+    t: Option<i64>,
+    #[serde(default)]
+    signal: Option<String>,
+}
+
+/// `POST /containers/{id}/stop`.
+pub async fn stop(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> ApiResult<StatusCode> {
+    done(d.engine.stop(&id, q.t, q.signal.as_deref()).await)
+}
+
+/// `POST /containers/{id}/restart`.
+pub async fn restart(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> ApiResult<StatusCode> {
+    done(d.engine.restart(&id, q.t).await)
+}
+
+/// `POST /containers/{id}/kill`.
+pub async fn kill(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> ApiResult<StatusCode> {
+    done(d.engine.kill(&id, q.signal.as_deref()).await)
+}
+
+/// `POST /containers/{id}/pause`.
+pub async fn pause(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    done(d.engine.pause(&id, true).await)
+}
+
+/// `POST /containers/{id}/unpause`.
+pub async fn unpause(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    done(d.engine.pause(&id, false).await)
+}
+
+#[derive(Deserialize)]
+pub struct RenameQuery {
+    name: String,
+}
+
+/// `POST /containers/{id}/rename?name=`.
+pub async fn rename(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Query<RenameQuery>,
+) -> ApiResult<StatusCode> {
+    done(d.engine.rename(&id, &q.name))
+}
+
+#[derive(Deserialize, Default)]
+pub struct WaitQuery {
+    #[serde(default)]
+    condition: Option<String>,
+}
+
+/// `POST /containers/{id}/wait`: the headers go out at once, the body when the condition
+/// holds (clients start waiting before they start the container).
+pub async fn wait(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Response> {
+    let cond = match q.condition.as_deref() {
+        None | Some("") | Some("not-running") => WaitCondition::NotRunning,
+        Some("next-exit") => WaitCondition::NextExit,
+        Some("removed") => WaitCondition::Removed,
+        Some(other) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("invalid condition: {other:?}"),
+            ))
+        }
+    };
+    // Unknown containers get their 404 now, not in the middle of a 200.
+    d.engine.inspect(&id)?;
+    let body = futures_util::stream::once(async move {
+        let code = d.engine.wait(&id, cond).await.unwrap_or(-1);
+        let r = ContainerWaitResponse {
+            status_code: code,
+            error: None,
+        };
+        Ok::<_, std::convert::Infallible>(Bytes::from(serde_json::to_vec(&r).unwrap_or_default()))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct RemoveQuery {
+    #[serde(default)]
+    force: Option<String>,
+    #[serde(default)]
+    v: Option<String>,
+}
+
+/// `DELETE /containers/{id}`.
+pub async fn remove(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> ApiResult<StatusCode> {
+    let _ = q.v;
+    d.engine.remove(&id, flag(&q.force)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+pub struct ResizeQuery {
+    #[serde(default)]
+    h: Option<u16>,
+    #[serde(default)]
+    w: Option<u16>,
+}
+
+/// `POST /containers/{id}/resize?h=&w=`.
+pub async fn resize(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Query<ResizeQuery>,
+) -> ApiResult<StatusCode> {
+    d.engine
+        .resize(&id, q.h.unwrap_or(24), q.w.unwrap_or(80))
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+#[derive(Deserialize, Default)]
+pub struct LogsQuery {
+    #[serde(default)]
+    follow: Option<String>,
+    #[serde(default)]
+    stdout: Option<String>,
+    #[serde(default)]
+    stderr: Option<String>,
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+    #[serde(default)]
+    timestamps: Option<String>,
+    #[serde(default)]
+    tail: Option<String>,
+}
+
+/// Docker's `since`/`until`: unix seconds with an optional fraction.
+fn parse_time(s: &Option<String>) -> ApiResult<Option<i64>> {
+    let Some(s) = s.as_deref().filter(|s| !s.is_empty() && *s != "0") else {
+        return Ok(None);
+    };
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: i64 = secs
+        .parse()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, format!("invalid time: {s:?}")))?;
+    let mut nanos = 0i64;
+    if !frac.is_empty() {
+        let f = format!("{frac:0<9}");
+        nanos = f[..9]
+            .parse()
+            .map_err(|_| ApiError(StatusCode::BAD_REQUEST, format!("invalid time: {s:?}")))?;
+    }
+    Ok(Some(secs * 1_000_000_000 + nanos))
+}
+
+/// `GET /containers/{id}/logs`.
+pub async fn logs(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Response> {
+    let rec = d.engine.inspect(&id)?;
+    let (stdout, stderr) = (flag(&q.stdout), flag(&q.stderr));
+    if !stdout && !stderr {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "Bad parameters: you must choose at least one stream".into(),
+        ));
+    }
+    let tail = match q.tail.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(n) => Some(
+            n.parse::<usize>()
+                .map_err(|_| ApiError(StatusCode::BAD_REQUEST, format!("invalid tail: {n:?}")))?,
+        ),
+    };
+    let opts = LogOptions {
+        stdout,
+        stderr,
+        since: parse_time(&q.since)?,
+        until: parse_time(&q.until)?,
+        tail,
+        follow: flag(&q.follow),
+    };
+    let timestamps = flag(&q.timestamps);
+    let tty = rec.config.tty.unwrap_or(false);
+    let rx = d.engine.logs(&id, opts)?;
+    let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
+        let e = rx.recv().await?;
+        let mut payload = Vec::with_capacity(e.line.len() + 40);
+        if timestamps {
+            payload.extend_from_slice(e.time.as_bytes());
+            payload.push(b' ');
+        }
+        payload.extend_from_slice(&e.line);
+        let mut out = Vec::with_capacity(payload.len() + 8);
+        if !tty {
+            out.extend_from_slice(&berth_monitor::frame_header(e.stream, payload.len()));
+        }
+        out.extend_from_slice(&payload);
+        Some((Ok::<_, std::convert::Infallible>(Bytes::from(out)), rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, stream_type(tty))],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+fn stream_type(tty: bool) -> &'static str {
+    if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct AttachQuery {
+    #[serde(default)]
+    stream: Option<String>,
+    #[serde(default)]
+    stdin: Option<String>,
+    #[serde(default)]
+    stdout: Option<String>,
+    #[serde(default)]
+    stderr: Option<String>,
+    #[serde(default)]
+    logs: Option<String>,
+}
+
+/// `POST /containers/{id}/attach`: the connection is taken over (HTTP upgrade to `tcp`) and
+/// becomes the container's stdio, relayed to and from its monitor.
+pub async fn attach(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Query<AttachQuery>,
+    mut req: Request,
+) -> ApiResult<Response> {
+    let rec = d.engine.inspect(&id)?;
+    let _ = (&q.stream, &q.logs);
+    let opts = AttachOptions {
+        stdin: flag(&q.stdin),
+        stdout: flag(&q.stdout),
+        stderr: flag(&q.stderr),
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    // Registered now, before the 101 goes out and the client sends `start`.
+    let monitor = d.engine.attach(&rec.id, opts)?;
+    tokio::spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!("attach: the client did not upgrade: {e}");
+                return;
+            }
+        };
+        let client = hyper_util::rt::TokioIo::new(upgraded);
+        let monitor = match monitor.await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!("attach: {e}");
+                return;
+            }
+        };
+        relay(client, monitor).await;
+    });
+    upgrade_response(rec.config.tty.unwrap_or(false))
+}
+
+/// The 101 that hands the connection over.
+pub fn upgrade_response(tty: bool) -> ApiResult<Response> {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(stream_type(tty)),
+    );
+    Ok(r)
+}
+
+/// Copies the client's input to the monitor and the monitor's output to the client until
+/// the output ends (the container exited, or the client went away).
+pub async fn relay<C, M>(client: C, monitor: M)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    M: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tokio::io::AsyncWriteExt;
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut mr, mut mw) = tokio::io::split(monitor);
+    let input = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut cr, &mut mw).await;
+        // The client closed its input: the container's stdin sees EOF.
+        let _ = mw.shutdown().await;
+    });
+    let _ = tokio::io::copy(&mut mr, &mut cw).await;
+    let _ = cw.shutdown().await;
+    input.abort();
+}
+
+/// `GET /containers/{id}/top`: `ps` output for the container's processes.
+pub async fn top(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult<Response> {
+    let pids = d.engine.pids(&id).await?;
+    let mut processes = Vec::new();
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |k: &str| {
+            stat.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+                .unwrap_or_default()
+        };
+        let ppid = field("PPid:");
+        let uid = field("Uid:");
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                b.split(|c| *c == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let user = if uid == "0" { "root".to_string() } else { uid };
+        processes.push(vec![user, pid.to_string(), ppid, cmd]);
+    }
+    Ok(Json(json!({
+        "Titles": ["UID", "PID", "PPID", "CMD"],
+        "Processes": processes,
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations_match_go_units() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(70), "About a minute");
+        assert_eq!(human_duration(300), "5 minutes");
+        assert_eq!(human_duration(3600), "About an hour");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+    }
+
+    #[test]
+    fn times_parse_with_fractions() {
+        assert_eq!(
+            parse_time(&Some("10.5".into())).ok().flatten(),
+            Some(10_500_000_000)
+        );
+        assert_eq!(parse_time(&Some("0".into())).ok().flatten(), None);
+        assert!(parse_time(&Some("x".into())).is_err());
+    }
+
+    #[test]
+    fn filters_parse_both_forms() {
+        let f = parse_filters(r#"{"status":["exited"],"name":{"web":true}}"#)
+            .ok()
+            .unwrap();
+        assert_eq!(f["status"], ["exited"]);
+        assert_eq!(f["name"], ["web"]);
+        assert!(parse_filters("{bad").is_err());
+    }
+}

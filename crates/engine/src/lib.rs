@@ -1,0 +1,1429 @@
+//! berth's container engine: creates containers from stored images, runs each under its own
+//! monitor (`berth-monitor`), keeps their state on disk, and finds running containers again
+//! after a restart. It knows nothing of HTTP: berthd's API layer maps the Docker Engine API
+//! onto it.
+//!
+//! Layout under the data root (next to the image store):
+//!
+//! ```text
+//! containers/<id>/config.v2.json   the record (written atomically: temp, fsync, rename)
+//! containers/<id>/config.json      the OCI spec, made at each start
+//! containers/<id>/{diff,work}      the container's writable layer
+//! containers/<id>/rootfs           where the overlay is mounted while it runs
+//! containers/<id>/<id>-json.log    the json-file log, written by the monitor
+//! containers/<id>/exit.json        how the last run ended, written by the monitor
+//! ```
+//!
+//! and under the exec root (tmpfs-like, per boot): `<id>.sock` (the monitor's socket) and
+//! `runtime/` (the OCI runtime's state).
+
+pub mod logs;
+mod names;
+pub mod record;
+pub mod spec;
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_image::store::{ImageStore, StoreError};
+use berth_monitor::{Exit, Request, Started};
+use bollard_stubs::models::{ContainerConfig, ContainerCreateBody};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::sync::{broadcast, oneshot, watch};
+
+pub use record::{Record, State, Status};
+
+/// Engine errors. Each maps onto one of Docker's status codes (see [`EngineError::status`]).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No container by that name or ID.
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    /// The image store said no.
+    #[error(transparent)]
+    Image(#[from] StoreError),
+    /// The request cannot be carried out as asked.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// The container is in the wrong state, or the name is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// Nothing to do (start of a running container, stop of a stopped one).
+    #[error("container already in that state")]
+    NotModified,
+    /// The OCI runtime refused to start the container.
+    #[error("failed to create task for container: {0}")]
+    Runtime(String),
+    /// A file-system operation failed.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else that went wrong inside.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// The HTTP status Docker answers this error with.
+    pub fn status(&self) -> u16 {
+        match self {
+            EngineError::NoSuchContainer(_) => 404,
+            EngineError::Image(StoreError::NoSuchImage(_)) => 404,
+            EngineError::Image(StoreError::Conflict { .. }) => 409,
+            EngineError::Image(StoreError::Reference(_)) => 400,
+            EngineError::Image(_) => 500,
+            EngineError::InvalidParameter(_) => 400,
+            EngineError::Conflict(_) => 409,
+            EngineError::NotModified => 304,
+            EngineError::Runtime(m) if is_user_error(m) => 400,
+            EngineError::Runtime(_) | EngineError::Io { .. } | EngineError::Internal(_) => 500,
+        }
+    }
+}
+
+/// A runtime error that is the request's fault (a missing or non-executable command).
+fn is_user_error(m: &str) -> bool {
+    m.contains("not found") || m.contains("No such file") || m.contains("ermission denied")
+}
+
+fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> EngineError + 'a {
+    move |source| EngineError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Engine results.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Where the engine keeps things and which binaries it runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The data root (`/var/lib/berth`), shared with the image store.
+    pub root: PathBuf,
+    /// Per-boot state: monitor sockets and the runtime's state (`/run/berth`).
+    pub exec_root: PathBuf,
+    /// The OCI runtime (`berth-runtime`).
+    pub runtime: PathBuf,
+    /// The monitor (`berth-monitor`).
+    pub monitor: PathBuf,
+}
+
+/// Something that happened to a container, for `/events`.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// create, start, die, destroy, stop, kill, pause, unpause, rename, attach, ...
+    pub action: String,
+    /// The container's ID.
+    pub id: String,
+    /// name, image, exitCode, signal, plus the container's labels.
+    pub attributes: HashMap<String, String>,
+    /// When, in nanoseconds since the epoch.
+    pub time_nano: i64,
+}
+
+/// What `wait` waits for (Docker's `condition` parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// Until the container is not running (at once if it is not).
+    NotRunning,
+    /// Until it next exits.
+    NextExit,
+    /// Until it has been removed.
+    Removed,
+}
+
+/// Which streams an attach wants.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttachOptions {
+    /// Forward the client's input.
+    pub stdin: bool,
+    /// Send stdout.
+    pub stdout: bool,
+    /// Send stderr.
+    pub stderr: bool,
+}
+
+/// The run-state seen by waiters.
+#[derive(Debug, Clone, Default)]
+struct Phase {
+    running: bool,
+    exits: u64,
+    exit_code: i64,
+    removed: bool,
+}
+
+struct Ctr {
+    id: String,
+    rec: Mutex<Record>,
+    /// Serializes start, stop, restart and remove.
+    op: tokio::sync::Mutex<()>,
+    phase: watch::Sender<Phase>,
+    /// Attach requests made before the container started (`docker run` attaches first).
+    pending: Mutex<Vec<(AttachOptions, oneshot::Sender<UnixStream>)>>,
+}
+
+impl Ctr {
+    fn new(rec: Record) -> Arc<Self> {
+        let running = rec.state.status.is_running();
+        let exit_code = rec.state.exit_code as i64;
+        Arc::new(Ctr {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            op: tokio::sync::Mutex::new(()),
+            phase: watch::channel(Phase {
+                running,
+                exits: 0,
+                exit_code,
+                removed: false,
+            })
+            .0,
+            pending: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn snapshot(&self) -> Record {
+        self.rec.lock().expect("record lock").clone()
+    }
+}
+
+/// The engine.
+pub struct Engine {
+    cfg: EngineConfig,
+    images: Arc<ImageStore>,
+    containers: Mutex<HashMap<String, Arc<Ctr>>>,
+    events: broadcast::Sender<Event>,
+    cgroup_v2: bool,
+}
+
+impl Engine {
+    /// Opens the engine's state and restores what was running (live restore): containers
+    /// whose monitor still answers keep running; those that ended while berthd was away get
+    /// their exit status from the monitor's record; a container whose monitor died is cleaned
+    /// up and marked exited.
+    pub async fn open(cfg: EngineConfig, images: Arc<ImageStore>) -> Result<Arc<Self>> {
+        let dir = cfg.root.join("containers");
+        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        std::fs::create_dir_all(cfg.exec_root.join("runtime"))
+            .map_err(io_err("create", &cfg.exec_root))?;
+        let engine = Arc::new(Engine {
+            cgroup_v2: !Path::new("/sys/fs/cgroup/memory").exists()
+                && Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            cfg,
+            images,
+            containers: Mutex::new(HashMap::new()),
+            events: broadcast::channel(1024).0,
+        });
+        engine.restore().await?;
+        Ok(engine)
+    }
+
+    fn ctr_dir(&self, id: &str) -> PathBuf {
+        self.cfg.root.join("containers").join(id)
+    }
+
+    fn socket(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join(format!("{id}.sock"))
+    }
+
+    /// The image store the engine creates containers from.
+    pub fn images(&self) -> &Arc<ImageStore> {
+        &self.images
+    }
+
+    /// A receiver of every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, rec: &Record, action: &str, extra: &[(&str, String)]) {
+        let mut attributes: HashMap<String, String> = rec
+            .config
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        attributes.insert("name".into(), rec.name.trim_start_matches('/').into());
+        attributes.insert("image".into(), rec.image_name.clone());
+        for (k, v) in extra {
+            attributes.insert((*k).into(), v.clone());
+        }
+        let _ = self.events.send(Event {
+            action: action.into(),
+            id: rec.id.clone(),
+            attributes,
+            time_nano: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
+        });
+    }
+
+    fn persist(&self, rec: &Record) -> Result<()> {
+        let path = self.ctr_dir(&rec.id).join("config.v2.json");
+        let data = serde_json::to_vec(rec).map_err(|e| EngineError::Internal(e.to_string()))?;
+        berth_monitor::write_atomic(&path, &data).map_err(io_err("write", &path))
+    }
+
+    /// Finds a container by full ID, name (with or without the leading `/`) or unique ID
+    /// prefix, as Docker does.
+    fn find(&self, key: &str) -> Result<Arc<Ctr>> {
+        let map = self.containers.lock().expect("containers lock");
+        if let Some(c) = map.get(key) {
+            return Ok(c.clone());
+        }
+        let name = format!("/{}", key.trim_start_matches('/'));
+        if let Some(c) = map
+            .values()
+            .find(|c| c.rec.lock().expect("record lock").name == name)
+        {
+            return Ok(c.clone());
+        }
+        let matches: Vec<_> = if key.is_empty() {
+            Vec::new()
+        } else {
+            map.values().filter(|c| c.id.starts_with(key)).collect()
+        };
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(EngineError::NoSuchContainer(key.into())),
+            _ => Err(EngineError::InvalidParameter(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
+        }
+    }
+
+    /// The container's record as it is now.
+    pub fn inspect(&self, key: &str) -> Result<Record> {
+        Ok(self.find(key)?.snapshot())
+    }
+
+    /// Every container's record, newest first.
+    pub fn list(&self) -> Vec<Record> {
+        let map = self.containers.lock().expect("containers lock");
+        let mut v: Vec<Record> = map.values().map(|c| c.snapshot()).collect();
+        v.sort_by(|a, b| b.created.cmp(&a.created));
+        v
+    }
+
+    /// Whether any container was made from this image (`rmi` refuses then).
+    pub fn image_in_use(&self, image: &berth_image::Digest) -> bool {
+        let id = image.to_string();
+        self.containers
+            .lock()
+            .expect("containers lock")
+            .values()
+            .any(|c| c.rec.lock().expect("record lock").image == id)
+    }
+
+    /// `POST /containers/create`: records the container and makes its writable layer. The
+    /// request is checked as far as it can be before a start (command, limits, mounts,
+    /// capabilities), so a bad one is refused here and leaves nothing behind.
+    pub async fn create(&self, name: Option<&str>, body: ContainerCreateBody) -> Result<Record> {
+        let image_name = body
+            .image
+            .clone()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| EngineError::InvalidParameter("no image specified".into()))?;
+        let images = self.images.clone();
+        let (image, image_cfg) = {
+            let image_name = image_name.clone();
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                let img = images.resolve(&image_name)?;
+                let cfg = images.config_of(&img)?;
+                Ok((img, cfg))
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+        };
+        let mut host = body.host_config.clone().unwrap_or_default();
+        let mut config = to_container_config(&body)?;
+        spec::merge_image_config(&mut config, image_cfg.config().as_ref());
+        if config.hostname.as_deref().unwrap_or("").is_empty() {
+            config.hostname = None;
+        }
+        if host.network_mode.as_deref().unwrap_or("").is_empty() {
+            host.network_mode = Some("default".into());
+        }
+        if host.auto_remove.unwrap_or(false)
+            && host
+                .restart_policy
+                .as_ref()
+                .and_then(|p| p.name)
+                .is_some_and(|n| {
+                    !matches!(
+                        n,
+                        bollard_stubs::models::RestartPolicyNameEnum::EMPTY
+                            | bollard_stubs::models::RestartPolicyNameEnum::NO
+                    )
+                })
+        {
+            return Err(EngineError::InvalidParameter(
+                "can't create 'AutoRemove' container with restart policy".into(),
+            ));
+        }
+        // Everything the spec needs but the mounted rootfs: refuse bad requests now.
+        let probe_user = spec::User::default();
+        spec::build(
+            &config,
+            &host,
+            &spec::Inputs {
+                id: "probe",
+                rootfs: Path::new("/"),
+                etc_dir: Path::new("/"),
+                hostname: "probe",
+                user: &probe_user,
+                cgroup: "/probe",
+                cgroup_v2: self.cgroup_v2,
+            },
+        )
+        .map_err(|e| EngineError::InvalidParameter(e.0))?;
+
+        let id = random_id()?;
+        let ctr_dir = self.ctr_dir(&id);
+        let mut rec = Record {
+            id: id.clone(),
+            name: String::new(),
+            created: now(),
+            image: image.id.to_string(),
+            image_name,
+            config,
+            host_config: host,
+            state: State::default(),
+            restart_count: 0,
+            manually_stopped: false,
+            log_path: ctr_dir
+                .join(format!("{id}-json.log"))
+                .to_string_lossy()
+                .into_owned(),
+        };
+        if rec.config.hostname.is_none() {
+            rec.config.hostname =
+                Some(if rec.host_config.network_mode.as_deref() == Some("host") {
+                    rustix::system::uname()
+                        .nodename()
+                        .to_string_lossy()
+                        .into_owned()
+                } else {
+                    id[..12].to_string()
+                });
+        }
+        // Reserve the name and register the container in one step under the lock.
+        let ctr = {
+            let mut map = self.containers.lock().expect("containers lock");
+            let name = match name.filter(|n| !n.is_empty()) {
+                Some(n) => {
+                    let n = n.trim_start_matches('/');
+                    if !names::valid(n) {
+                        return Err(EngineError::InvalidParameter(format!(
+                            "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                        )));
+                    }
+                    let full = format!("/{n}");
+                    if let Some(other) = map
+                        .values()
+                        .find(|c| c.rec.lock().expect("record lock").name == full)
+                    {
+                        return Err(EngineError::Conflict(format!(
+                            "Conflict. The container name \"{full}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                            other.id
+                        )));
+                    }
+                    full
+                }
+                None => loop {
+                    let n = format!("/{}", names::random());
+                    if !map
+                        .values()
+                        .any(|c| c.rec.lock().expect("record lock").name == n)
+                    {
+                        break n;
+                    }
+                },
+            };
+            rec.name = name;
+            let ctr = Ctr::new(rec.clone());
+            map.insert(id.clone(), ctr.clone());
+            ctr
+        };
+        let made = (|| -> Result<()> {
+            for sub in ["diff", "work", "rootfs"] {
+                let d = ctr_dir.join(sub);
+                std::fs::create_dir_all(&d).map_err(io_err("create", &d))?;
+            }
+            self.persist(&rec)
+        })();
+        if let Err(e) = made {
+            self.containers.lock().expect("containers lock").remove(&id);
+            let _ = std::fs::remove_dir_all(&ctr_dir);
+            return Err(e);
+        }
+        drop(ctr);
+        self.emit(&rec, "create", &[]);
+        Ok(rec)
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start(self: &Arc<Self>, key: &str) -> Result<()> {
+        let ctr = self.find(key)?;
+        let _op = ctr.op.lock().await;
+        self.start_locked(&ctr).await
+    }
+
+    async fn start_locked(self: &Arc<Self>, ctr: &Arc<Ctr>) -> Result<()> {
+        let rec = ctr.snapshot();
+        match rec.state.status {
+            Status::Running => return Err(EngineError::NotModified),
+            Status::Paused => {
+                return Err(EngineError::Conflict(
+                    "cannot start a paused container, try unpause instead".into(),
+                ))
+            }
+            Status::Removing | Status::Dead => {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is marked for removal and cannot be started",
+                    rec.id
+                )))
+            }
+            _ => {}
+        }
+        match self.launch(ctr, &rec).await {
+            Ok(pid) => {
+                let rec = {
+                    let mut r = ctr.rec.lock().expect("record lock");
+                    r.state = State {
+                        status: Status::Running,
+                        pid,
+                        exit_code: 0,
+                        started_at: now(),
+                        finished_at: r.state.finished_at.clone(),
+                        oom_killed: false,
+                        error: String::new(),
+                    };
+                    r.manually_stopped = false;
+                    r.clone()
+                };
+                self.persist(&rec)?;
+                self.emit(&rec, "start", &[]);
+                Ok(())
+            }
+            Err(e) => {
+                let rec = {
+                    let mut r = ctr.rec.lock().expect("record lock");
+                    r.state.error = e.to_string();
+                    r.state.exit_code = if e.to_string().contains("ermission denied") {
+                        126
+                    } else {
+                        127
+                    };
+                    r.clone()
+                };
+                let _ = self.persist(&rec);
+                Err(e)
+            }
+        }
+    }
+
+    /// Mounts the rootfs, writes the spec, starts the monitor; returns the init's pid.
+    async fn launch(self: &Arc<Self>, ctr: &Arc<Ctr>, rec: &Record) -> Result<i32> {
+        let dir = self.ctr_dir(&rec.id);
+        let rootfs = dir.join("rootfs");
+        let this = self.clone();
+        let rec2 = rec.clone();
+        let prepared = tokio::task::spawn_blocking(move || this.prepare(&rec2))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        if let Err(e) = prepared {
+            let _ = berth_image::snapshot::unmount(&rootfs);
+            return Err(e);
+        }
+        let (ours, theirs) =
+            std::os::unix::net::UnixStream::pair().map_err(io_err("socketpair", &dir))?;
+        let theirs: OwnedFd = theirs.into();
+        let mut cmd = tokio::process::Command::new(&self.cfg.monitor);
+        cmd.arg(dir.join("monitor.json"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("monitor.log"))
+                    .map_err(io_err("open", &dir.join("monitor.log")))?,
+            );
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&theirs);
+        // SAFETY: between fork and exec only async-signal-safe calls are made: setsid and
+        // dup2 on an fd that is open in the parent (kept alive until spawn returns).
+        unsafe {
+            cmd.pre_exec(move || {
+                libc_setsid_dup(raw, berth_monitor::SYNC_FD)?;
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(io_err("start", &self.cfg.monitor));
+        drop(theirs);
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = berth_image::snapshot::unmount(&rootfs);
+                return Err(e);
+            }
+        };
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        ours.set_nonblocking(true)
+            .map_err(io_err("socketpair", &dir))?;
+        let sync = UnixStream::from_std(ours).map_err(io_err("socketpair", &dir))?;
+        let (r, mut w) = sync.into_split();
+        let mut line = String::new();
+        BufReader::new(r)
+            .read_line(&mut line)
+            .await
+            .map_err(io_err("read from monitor", &dir))?;
+        let started = serde_json::from_str::<Started>(&line).map_err(|_| {
+            let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
+            EngineError::Internal(format!(
+                "the monitor exited without starting the container: {}",
+                log.lines().last().unwrap_or("no message")
+            ))
+        });
+        let pid = match started {
+            Ok(Started::Running { pid }) => pid,
+            Ok(Started::Failed { message }) => {
+                let _ = berth_image::snapshot::unmount(&rootfs);
+                return Err(EngineError::Runtime(message));
+            }
+            Err(e) => {
+                let _ = berth_image::snapshot::unmount(&rootfs);
+                return Err(e);
+            }
+        };
+        // The waiter and the early attachers connect before the monitor reads any output.
+        let socket = self.socket(&rec.id);
+        let waiter = connect(&socket, &Request::Wait).await;
+        let pending: Vec<_> = std::mem::take(&mut *ctr.pending.lock().expect("pending lock"));
+        for (opts, tx) in pending {
+            if let Ok(s) = connect(&socket, &attach_request(opts)).await {
+                let _ = tx.send(s);
+            }
+        }
+        let _ = w.write_all(b"g").await;
+        drop(w);
+        ctr.phase.send_modify(|p| p.running = true);
+        let this = self.clone();
+        let c = ctr.clone();
+        tokio::spawn(async move { this.watch_exit(c, waiter.ok()).await });
+        Ok(pid)
+    }
+
+    /// Blocking half of a start: mount, etc files, user, spec, monitor config.
+    fn prepare(&self, rec: &Record) -> Result<()> {
+        let dir = self.ctr_dir(&rec.id);
+        let rootfs = dir.join("rootfs");
+        let image = self.images.record(
+            &rec.image
+                .parse()
+                .map_err(|_| EngineError::Internal(format!("bad image ID {}", rec.image)))?,
+        )?;
+        let mut lowers: Vec<PathBuf> = image
+            .chain
+            .iter()
+            .rev()
+            .map(|c| self.images.snapshots().layer_dir(c))
+            .collect();
+        if lowers.is_empty() {
+            let empty = dir.join("empty");
+            std::fs::create_dir_all(&empty).map_err(io_err("create", &empty))?;
+            lowers.push(empty);
+        }
+        // A mount left by a crash is replaced.
+        let _ = berth_image::snapshot::unmount(&rootfs);
+        let upper = berth_image::snapshot::Upper {
+            upper: dir.join("diff"),
+            work: dir.join("work"),
+        };
+        berth_image::snapshot::mount_overlay(&rootfs, &lowers, Some(&upper))
+            .map_err(|e| EngineError::Image(e.into()))?;
+        let hostname = rec.config.hostname.clone().unwrap_or_default();
+        let host_net = rec.host_config.network_mode.as_deref() == Some("host");
+        write_etc(&dir, &hostname, host_net)?;
+        let read = |p: &str| std::fs::read_to_string(rootfs.join(p)).unwrap_or_default();
+        let user = spec::resolve_user(
+            rec.config.user.as_deref().unwrap_or(""),
+            &read("etc/passwd"),
+            &read("etc/group"),
+        )
+        .map_err(|e| EngineError::InvalidParameter(e.0))?;
+        let cgroup = format!("/berth/{}", rec.id);
+        let spec = spec::build(
+            &rec.config,
+            &rec.host_config,
+            &spec::Inputs {
+                id: &rec.id,
+                rootfs: &rootfs,
+                etc_dir: &dir,
+                hostname: &hostname,
+                user: &user,
+                cgroup: &cgroup,
+                cgroup_v2: self.cgroup_v2,
+            },
+        )
+        .map_err(|e| EngineError::InvalidParameter(e.0))?;
+        let path = dir.join("config.json");
+        berth_monitor::write_atomic(
+            &path,
+            &serde_json::to_vec(&spec).map_err(|e| EngineError::Internal(e.to_string()))?,
+        )
+        .map_err(io_err("write", &path))?;
+        let log_cfg = &rec.host_config.log_config;
+        let log = match log_cfg.as_ref().and_then(|l| l.typ.as_deref()) {
+            None | Some("") | Some("json-file") => {
+                let opts = log_cfg
+                    .as_ref()
+                    .and_then(|l| l.config.clone())
+                    .unwrap_or_default();
+                Some(berth_monitor::LogConfig {
+                    path: PathBuf::from(&rec.log_path),
+                    max_size: opts
+                        .get("max-size")
+                        .map(|s| parse_size(s))
+                        .transpose()?
+                        .unwrap_or(0),
+                    max_file: opts
+                        .get("max-file")
+                        .map(|s| {
+                            s.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                                EngineError::InvalidParameter(format!(
+                                    "invalid value for max-file: {s}"
+                                ))
+                            })
+                        })
+                        .transpose()?
+                        .unwrap_or(1),
+                })
+            }
+            Some("none") => None,
+            Some(other) => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "logging driver {other:?} is not supported: use json-file or none"
+                )))
+            }
+        };
+        let _ = std::fs::remove_file(dir.join("exit.json"));
+        let mcfg = berth_monitor::Config {
+            id: rec.id.clone(),
+            runtime: self.cfg.runtime.clone(),
+            runtime_root: self.cfg.exec_root.join("runtime"),
+            bundle: dir.clone(),
+            socket: self.socket(&rec.id),
+            exit_file: dir.join("exit.json"),
+            pid_file: dir.join("init.pid"),
+            tty: rec.config.tty.unwrap_or(false),
+            open_stdin: rec.config.open_stdin.unwrap_or(false),
+            stdin_once: rec.config.stdin_once.unwrap_or(false),
+            log,
+            rootfs_mount: Some(rootfs),
+            cgroup: PathBuf::from(cgroup),
+        };
+        let path = dir.join("monitor.json");
+        berth_monitor::write_atomic(
+            &path,
+            &serde_json::to_vec(&mcfg).map_err(|e| EngineError::Internal(e.to_string()))?,
+        )
+        .map_err(io_err("write", &path))
+    }
+
+    /// Waits for the container's monitor to report its exit, then records it.
+    fn watch_exit(
+        self: Arc<Self>,
+        ctr: Arc<Ctr>,
+        waiter: Option<UnixStream>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(self.watch_exit_inner(ctr, waiter))
+    }
+
+    async fn watch_exit_inner(self: Arc<Self>, ctr: Arc<Ctr>, waiter: Option<UnixStream>) {
+        let mut exit = None;
+        if let Some(s) = waiter {
+            let mut line = String::new();
+            if BufReader::new(s).read_line(&mut line).await.is_ok() {
+                exit = serde_json::from_str::<Exit>(&line).ok();
+            }
+        }
+        let exit = match exit {
+            Some(e) => e,
+            None => self.exit_after_lost_monitor(&ctr.id).await,
+        };
+        self.exited(&ctr, exit).await;
+    }
+
+    /// The monitor is gone without a word: its exit file, or clean up after it ourselves.
+    async fn exit_after_lost_monitor(&self, id: &str) -> Exit {
+        let dir = self.ctr_dir(id);
+        if let Ok(b) = std::fs::read(dir.join("exit.json")) {
+            if let Ok(e) = serde_json::from_slice::<Exit>(&b) {
+                return e;
+            }
+        }
+        tracing::warn!(id, "the container's monitor died: cleaning up");
+        let _ = tokio::process::Command::new(&self.cfg.runtime)
+            .arg("--root")
+            .arg(self.cfg.exec_root.join("runtime"))
+            .args(["delete", "--force", id])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await;
+        let _ = berth_image::snapshot::unmount(&dir.join("rootfs"));
+        let _ = std::fs::remove_file(self.socket(id));
+        Exit {
+            exit_code: 255,
+            finished_at: now(),
+            oom_killed: false,
+        }
+    }
+
+    async fn exited(self: &Arc<Self>, ctr: &Arc<Ctr>, exit: Exit) {
+        let rec = {
+            let mut r = ctr.rec.lock().expect("record lock");
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            r.state.exit_code = exit.exit_code;
+            r.state.finished_at = exit.finished_at.clone();
+            r.state.oom_killed = exit.oom_killed;
+            r.clone()
+        };
+        if let Err(e) = self.persist(&rec) {
+            tracing::error!(id = rec.id, "record the exit: {e}");
+        }
+        self.emit(&rec, "die", &[("exitCode", exit.exit_code.to_string())]);
+        ctr.phase.send_modify(|p| {
+            p.running = false;
+            p.exits += 1;
+            p.exit_code = exit.exit_code as i64;
+        });
+        if rec.host_config.auto_remove.unwrap_or(false) {
+            let this = self.clone();
+            let id = rec.id.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.remove(&id, true).await {
+                    tracing::warn!(id, "auto-remove: {e}");
+                }
+            });
+        } else if let Some(delay) = restart_delay(&rec) {
+            let this = self.clone();
+            let ctr = ctr.clone();
+            tokio::spawn(async move { this.restart_after(ctr, delay).await });
+        }
+    }
+
+    /// A restart policy's restart, after Docker's backoff (100 ms doubling).
+    ///
+    /// Boxed: start -> exit watcher -> restart -> start is a cycle of futures whose `Send`
+    /// the compiler cannot infer through opaque types.
+    fn restart_after(
+        self: Arc<Self>,
+        ctr: Arc<Ctr>,
+        delay: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move { self.restart_after_inner(ctr, delay).await })
+    }
+
+    async fn restart_after_inner(self: Arc<Self>, ctr: Arc<Ctr>, delay: Duration) {
+        {
+            let rec = {
+                let mut r = ctr.rec.lock().expect("record lock");
+                r.state.status = Status::Restarting;
+                r.clone()
+            };
+            let _ = self.persist(&rec);
+        }
+        tokio::time::sleep(delay).await;
+        let _op = ctr.op.lock().await;
+        let rec = ctr.snapshot();
+        if rec.state.status != Status::Restarting || rec.manually_stopped {
+            return;
+        }
+        {
+            let mut r = ctr.rec.lock().expect("record lock");
+            r.restart_count += 1;
+            r.state.status = Status::Exited;
+        }
+        if let Err(e) = self.start_locked(&ctr).await {
+            tracing::warn!(id = ctr.id, "restart: {e}");
+        }
+    }
+
+    /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after `timeout` seconds.
+    pub async fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let ctr = self.find(key)?;
+        let _op = ctr.op.lock().await;
+        let rec = {
+            let mut r = ctr.rec.lock().expect("record lock");
+            r.manually_stopped = true;
+            if r.state.status == Status::Restarting {
+                r.state.status = Status::Exited;
+            }
+            r.clone()
+        };
+        self.persist(&rec)?;
+        if !rec.state.status.is_running() {
+            return Err(EngineError::NotModified);
+        }
+        if rec.state.status == Status::Paused {
+            self.runtime_cmd(&["resume", &rec.id]).await.ok();
+        }
+        let sig = signal
+            .map(String::from)
+            .or(rec.config.stop_signal.clone())
+            .unwrap_or_else(|| "SIGTERM".into());
+        let sig = parse_signal(&sig)?;
+        let timeout = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        let mut rx = ctr.phase.subscribe();
+        let _ = send_signal(rec.state.pid, sig);
+        self.emit(&rec, "kill", &[("signal", sig.to_string())]);
+        let stopped = if timeout < 0 {
+            rx.wait_for(|p| !p.running).await.is_ok()
+        } else {
+            tokio::time::timeout(
+                Duration::from_secs(timeout as u64),
+                rx.wait_for(|p| !p.running),
+            )
+            .await
+            .is_ok()
+        };
+        if !stopped {
+            let _ = send_signal(rec.state.pid, 9);
+            self.emit(&rec, "kill", &[("signal", "9".into())]);
+            let _ = rx.wait_for(|p| !p.running).await;
+        }
+        self.emit(&ctr.snapshot(), "stop", &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub async fn restart(self: &Arc<Self>, key: &str, timeout: Option<i64>) -> Result<()> {
+        match self.stop(key, timeout, None).await {
+            Ok(()) | Err(EngineError::NotModified) => {}
+            Err(e) => return Err(e),
+        }
+        let ctr = self.find(key)?;
+        let _op = ctr.op.lock().await;
+        self.start_locked(&ctr).await?;
+        self.emit(&ctr.snapshot(), "restart", &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub async fn kill(&self, key: &str, signal: Option<&str>) -> Result<()> {
+        let ctr = self.find(key)?;
+        let rec = ctr.snapshot();
+        if !rec.state.status.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "Cannot kill container: {}: Container {} is not running",
+                key, rec.id
+            )));
+        }
+        let sig = parse_signal(signal.unwrap_or("SIGKILL"))?;
+        send_signal(rec.state.pid, sig).map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.emit(&rec, "kill", &[("signal", sig.to_string())]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/pause` and `/unpause`.
+    pub async fn pause(&self, key: &str, pause: bool) -> Result<()> {
+        let ctr = self.find(key)?;
+        let _op = ctr.op.lock().await;
+        let rec = ctr.snapshot();
+        match (pause, rec.state.status) {
+            (true, Status::Running) | (false, Status::Paused) => {}
+            (true, Status::Paused) => {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is already paused",
+                    rec.id
+                )))
+            }
+            (false, Status::Running) => {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is not paused",
+                    rec.id
+                )))
+            }
+            _ => {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is not running",
+                    rec.id
+                )))
+            }
+        }
+        self.runtime_cmd(&[if pause { "pause" } else { "resume" }, &rec.id])
+            .await?;
+        let rec = {
+            let mut r = ctr.rec.lock().expect("record lock");
+            r.state.status = if pause {
+                Status::Paused
+            } else {
+                Status::Running
+            };
+            r.clone()
+        };
+        self.persist(&rec)?;
+        self.emit(&rec, if pause { "pause" } else { "unpause" }, &[]);
+        Ok(())
+    }
+
+    async fn runtime_cmd(&self, args: &[&str]) -> Result<String> {
+        let out = tokio::process::Command::new(&self.cfg.runtime)
+            .arg("--root")
+            .arg(self.cfg.exec_root.join("runtime"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(io_err("run", &self.cfg.runtime))?;
+        if !out.status.success() {
+            return Err(EngineError::Runtime(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The pids of the container's processes (for `top`).
+    pub async fn pids(&self, key: &str) -> Result<Vec<i32>> {
+        let rec = self.inspect(key)?;
+        if !rec.state.status.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        let out = self
+            .runtime_cmd(&["ps", "--format", "json", &rec.id])
+            .await?;
+        serde_json::from_str(&out).map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
+    /// `POST /containers/{id}/wait`: the exit code once `cond` holds.
+    pub async fn wait(&self, key: &str, cond: WaitCondition) -> Result<i64> {
+        let ctr = self.find(key)?;
+        let mut rx = ctr.phase.subscribe();
+        let start = rx.borrow().clone();
+        let r = match cond {
+            WaitCondition::NotRunning => rx.wait_for(|p| !p.running).await.map(|p| p.clone()),
+            WaitCondition::NextExit => rx
+                .wait_for(|p| p.exits > start.exits)
+                .await
+                .map(|p| p.clone()),
+            WaitCondition::Removed => rx.wait_for(|p| p.removed).await.map(|p| p.clone()),
+        };
+        // The sender goes with the container: it was removed meanwhile.
+        Ok(r.map(|p| p.exit_code)
+            .unwrap_or_else(|_| rx.borrow().exit_code))
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub async fn remove(&self, key: &str, force: bool) -> Result<()> {
+        let ctr = self.find(key)?;
+        let _op = ctr.op.lock().await;
+        let rec = ctr.snapshot();
+        if rec.state.status == Status::Removing {
+            return Err(EngineError::Conflict(format!(
+                "removal of container {} is already in progress",
+                rec.id
+            )));
+        }
+        if rec.state.status.is_running() {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "You cannot remove a {} container {}. Stop the container before attempting removal or force remove",
+                    rec.state.status.as_str(), rec.id
+                )));
+            }
+            if rec.state.status == Status::Paused {
+                self.runtime_cmd(&["resume", &rec.id]).await.ok();
+            }
+            let mut rx = ctr.phase.subscribe();
+            let _ = send_signal(rec.state.pid, 9);
+            let _ = rx.wait_for(|p| !p.running).await;
+        }
+        {
+            let mut r = ctr.rec.lock().expect("record lock");
+            r.state.status = Status::Removing;
+            r.manually_stopped = true;
+        }
+        let dir = self.ctr_dir(&rec.id);
+        let _ = berth_image::snapshot::unmount(&dir.join("rootfs"));
+        // A rename is atomic: a crash leaves either the container or a `.removing-` dir that
+        // the next start deletes.
+        let gone = self
+            .cfg
+            .root
+            .join("containers")
+            .join(format!(".removing-{}", rec.id));
+        std::fs::rename(&dir, &gone).map_err(io_err("remove", &dir))?;
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(gone)).await;
+        self.containers
+            .lock()
+            .expect("containers lock")
+            .remove(&rec.id);
+        ctr.phase.send_modify(|p| p.removed = true);
+        self.emit(&rec, "destroy", &[]);
+        Ok(())
+    }
+
+    /// Connects to the container's stdio. Before the container starts, the connection is
+    /// made at start, before the container's first output is read. The request is registered
+    /// when this returns (so a start that follows cannot miss it); the future connects.
+    pub fn attach(
+        &self,
+        key: &str,
+        opts: AttachOptions,
+    ) -> Result<impl std::future::Future<Output = Result<UnixStream>> + Send + 'static> {
+        let ctr = self.find(key)?;
+        let rec = ctr.snapshot();
+        let socket = self.socket(&rec.id);
+        let pending = if rec.state.status.is_running() {
+            None
+        } else {
+            let (tx, rx) = oneshot::channel();
+            ctr.pending.lock().expect("pending lock").push((opts, tx));
+            Some(rx)
+        };
+        Ok(async move {
+            match pending {
+                None => connect(&socket, &attach_request(opts))
+                    .await
+                    .map_err(io_err("attach to", &socket)),
+                Some(rx) => rx
+                    .await
+                    .map_err(|_| EngineError::Conflict("the container was removed".into())),
+            }
+        })
+    }
+
+    /// Sets the terminal size of a running container with a tty.
+    pub async fn resize(&self, key: &str, height: u16, width: u16) -> Result<()> {
+        let rec = self.inspect(key)?;
+        if !rec.state.status.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        let _ = connect(&self.socket(&rec.id), &Request::Resize { height, width }).await;
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/rename`.
+    pub fn rename(&self, key: &str, new: &str) -> Result<()> {
+        let ctr = self.find(key)?;
+        let new = new.trim_start_matches('/');
+        if !names::valid(new) {
+            return Err(EngineError::InvalidParameter(format!(
+                "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let full = format!("/{new}");
+        let rec = {
+            let map = self.containers.lock().expect("containers lock");
+            if let Some(o) = map
+                .values()
+                .find(|c| c.id != ctr.id && c.rec.lock().expect("record lock").name == full)
+            {
+                return Err(EngineError::Conflict(format!(
+                    "Conflict. The container name \"{full}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    o.id
+                )));
+            }
+            let mut r = ctr.rec.lock().expect("record lock");
+            r.name = full;
+            r.clone()
+        };
+        self.persist(&rec)?;
+        self.emit(&rec, "rename", &[]);
+        Ok(())
+    }
+
+    /// The directory holding the container's files (its log, its writable layer).
+    pub fn container_dir(&self, key: &str) -> Result<PathBuf> {
+        Ok(self.ctr_dir(&self.find(key)?.id))
+    }
+
+    /// Reads back the state after a restart.
+    async fn restore(self: &Arc<Self>) -> Result<()> {
+        let dir = self.cfg.root.join("containers");
+        let entries = std::fs::read_dir(&dir).map_err(io_err("read", &dir))?;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if name.starts_with(".removing-") {
+                let _ = berth_image::snapshot::unmount(&path.join("rootfs"));
+                let _ = std::fs::remove_dir_all(&path);
+                continue;
+            }
+            let rec = match std::fs::read(path.join("config.v2.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+            {
+                Some(r) => r,
+                None => {
+                    // A create that crashed before its record was written: nothing refers
+                    // to it yet.
+                    tracing::warn!(dir = %path.display(), "no container record: removing");
+                    let _ = std::fs::remove_dir_all(&path);
+                    continue;
+                }
+            };
+            let ctr = Ctr::new(rec.clone());
+            self.containers
+                .lock()
+                .expect("containers lock")
+                .insert(rec.id.clone(), ctr.clone());
+            if rec.state.status == Status::Exited && rec.host_config.auto_remove != Some(true)
+                || rec.state.status == Status::Created && !self.socket(&rec.id).exists()
+            {
+                continue;
+            }
+            match connect(&self.socket(&rec.id), &Request::Wait).await {
+                Ok(waiter) => {
+                    tracing::info!(id = rec.id, "container still running: restored");
+                    if !rec.state.status.is_running() {
+                        let mut r = ctr.rec.lock().expect("record lock");
+                        r.state.status = Status::Running;
+                        if let Ok(p) = std::fs::read_to_string(path.join("init.pid")) {
+                            r.state.pid = p.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    ctr.phase.send_modify(|p| p.running = true);
+                    let this = self.clone();
+                    tokio::spawn(async move { this.watch_exit(ctr, Some(waiter)).await });
+                }
+                Err(_) if rec.state.status == Status::Exited => {
+                    // An --rm container that exited while we were away.
+                    let _ = self.remove(&rec.id, true).await;
+                }
+                Err(_) => {
+                    let exit = self.exit_after_lost_monitor(&rec.id).await;
+                    self.exited(&ctr, exit).await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a restart policy restarts the container now, and after how long.
+fn restart_delay(rec: &Record) -> Option<Duration> {
+    use bollard_stubs::models::RestartPolicyNameEnum as P;
+    if rec.manually_stopped {
+        return None;
+    }
+    let policy = rec.host_config.restart_policy.as_ref()?;
+    let restart = match policy.name? {
+        P::ALWAYS | P::UNLESS_STOPPED => true,
+        P::ON_FAILURE => {
+            rec.state.exit_code != 0
+                && policy
+                    .maximum_retry_count
+                    .is_none_or(|m| m == 0 || rec.restart_count < m)
+        }
+        _ => false,
+    };
+    // Docker's backoff: 100 ms, doubling per restart, at most a minute.
+    restart.then(|| {
+        Duration::from_millis(100u64.saturating_mul(1 << rec.restart_count.clamp(0, 10)))
+            .min(Duration::from_secs(60))
+    })
+}
+
+fn attach_request(o: AttachOptions) -> Request {
+    Request::Attach {
+        stdin: o.stdin,
+        stdout: o.stdout,
+        stderr: o.stderr,
+    }
+}
+
+async fn connect(socket: &Path, req: &Request) -> std::io::Result<UnixStream> {
+    let mut s = UnixStream::connect(socket).await?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    s.write_all(&line).await?;
+    Ok(s)
+}
+
+fn to_container_config(body: &ContainerCreateBody) -> Result<ContainerConfig> {
+    let mut v = serde_json::to_value(body).map_err(|e| EngineError::Internal(e.to_string()))?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("HostConfig");
+        o.remove("NetworkingConfig");
+    }
+    serde_json::from_value(v).map_err(|e| EngineError::InvalidParameter(e.to_string()))
+}
+
+/// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, as Docker writes them.
+fn write_etc(dir: &Path, hostname: &str, host_net: bool) -> Result<()> {
+    let w = |name: &str, data: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, data).map_err(io_err("write", &p))
+    };
+    w("hostname", &format!("{hostname}\n"))?;
+    let hosts = if host_net {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
+    };
+    w("hosts", &hosts)?;
+    w(
+        "resolv.conf",
+        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    )
+}
+
+/// Docker's sizes for log options: `10m`, `1g`, `512k`, plain bytes.
+fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mult) = match t.trim_end_matches('b').chars().last() {
+        Some('k') => (&t[..t.find('k').unwrap_or(0)], 1u64 << 10),
+        Some('m') => (&t[..t.find('m').unwrap_or(0)], 1 << 20),
+        Some('g') => (&t[..t.find('g').unwrap_or(0)], 1 << 30),
+        _ => (t.trim_end_matches('b'), 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| n * mult)
+        .ok_or_else(|| EngineError::InvalidParameter(format!("invalid size: {s:?}")))
+}
+
+/// Signal names and numbers as Docker accepts them (`SIGTERM`, `TERM`, `15`).
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let n = match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ILL" => 4,
+        "TRAP" => 5,
+        "ABRT" | "IOT" => 6,
+        "BUS" => 7,
+        "FPE" => 8,
+        "KILL" => 9,
+        "USR1" => 10,
+        "SEGV" => 11,
+        "USR2" => 12,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        "STKFLT" => 16,
+        "CHLD" => 17,
+        "CONT" => 18,
+        "STOP" => 19,
+        "TSTP" => 20,
+        "TTIN" => 21,
+        "TTOU" => 22,
+        "URG" => 23,
+        "XCPU" => 24,
+        "XFSZ" => 25,
+        "VTALRM" => 26,
+        "PROF" => 27,
+        "WINCH" => 28,
+        "IO" | "POLL" => 29,
+        "PWR" => 30,
+        "SYS" => 31,
+        _ => {
+            return Err(EngineError::InvalidParameter(format!(
+                "invalid signal: {s}"
+            )))
+        }
+    };
+    Ok(n)
+}
+
+fn send_signal(pid: i32, sig: i32) -> std::io::Result<()> {
+    let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| std::io::Error::other("no pid"))?;
+    let sig = rustix::process::Signal::from_named_raw(sig)
+        .ok_or_else(|| std::io::Error::other(format!("signal {sig} unknown")))?;
+    rustix::process::kill_process(pid, sig).map_err(Into::into)
+}
+
+/// `setsid()`, then `fd` becomes descriptor `to` (without close-on-exec), for the monitor's
+/// pre-exec hook.
+fn libc_setsid_dup(fd: i32, to: i32) -> std::io::Result<()> {
+    // SAFETY: plain syscalls on descriptors open in this process; called between fork and
+    // exec, where only async-signal-safe functions may run, which these are.
+    unsafe {
+        if libc::setsid() < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let r = if fd == to {
+            libc::fcntl(fd, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(fd, to)
+        };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn random_id() -> Result<String> {
+    let mut b = [0u8; 32];
+    let p = Path::new("/dev/urandom");
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(p).map_err(io_err("open", p))?,
+        &mut b,
+    )
+    .map_err(io_err("read", p))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_as_docker_accepts_them() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("kill").unwrap(), 9);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert!(parse_signal("SIGNOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("10m").unwrap(), 10 << 20);
+        assert_eq!(parse_size("1k").unwrap(), 1024);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("0").is_err());
+    }
+}

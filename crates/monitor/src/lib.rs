@@ -1,0 +1,201 @@
+//! The per-container monitor's configuration and wire protocol, shared by the monitor binary
+//! (`berth-monitor`) and the engine that starts and talks to it.
+//!
+//! One monitor runs per running container. It owns the container's stdio, its log file and
+//! its exit status, so a container outlives berthd: berthd can be stopped or killed and finds
+//! its containers again through their monitors' sockets (live restore).
+//!
+//! The conversation:
+//! 1. The engine writes a [`Config`] file and starts `berth-monitor CONFIG` with one end of a
+//!    socketpair as fd 3 ([`SYNC_FD`]).
+//! 2. The monitor starts the container through the OCI runtime and writes one [`Started`] line
+//!    on fd 3.
+//! 3. The engine connects the attach streams that were waiting for the start, then writes one
+//!    byte (or closes fd 3). Only then does the monitor read the container's output, so an
+//!    attach made before `start` (as `docker run` does) sees all of it.
+//! 4. Clients connect to [`Config::socket`] and send one [`Request`] line. `Attach` turns the
+//!    connection into the container's stdio (Docker's multiplexed framing without a tty, raw
+//!    bytes with one); `Wait` gets one [`Exit`] line when the container has exited and been
+//!    cleaned up.
+//! 5. When the container exits, the monitor deletes it from the runtime, unmounts its rootfs,
+//!    writes [`Exit`] to [`Config::exit_file`] (atomically), answers the waiters and exits.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The fd on which a freshly started monitor finds its sync socket.
+pub const SYNC_FD: i32 = 3;
+
+/// Everything a monitor needs to run one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// The container ID (also its ID in the OCI runtime).
+    pub id: String,
+    /// The OCI runtime binary (`berth-runtime`).
+    pub runtime: PathBuf,
+    /// The runtime's `--root`.
+    pub runtime_root: PathBuf,
+    /// The OCI bundle.
+    pub bundle: PathBuf,
+    /// Where the monitor listens for clients.
+    pub socket: PathBuf,
+    /// Where the container's exit status is written.
+    pub exit_file: PathBuf,
+    /// Where the runtime writes the init's pid.
+    pub pid_file: PathBuf,
+    /// The process has a terminal.
+    pub tty: bool,
+    /// Keep the container's stdin open for attach (`-i`).
+    pub open_stdin: bool,
+    /// Close the container's stdin when the first attached client closes its input.
+    pub stdin_once: bool,
+    /// The json-file log, if logging is on.
+    pub log: Option<LogConfig>,
+    /// An overlay mount to remove once the container is gone.
+    pub rootfs_mount: Option<PathBuf>,
+    /// The container's cgroup, relative to each hierarchy's root (for the OOM check).
+    pub cgroup: PathBuf,
+}
+
+/// Docker's json-file log driver settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogConfig {
+    /// The log file.
+    pub path: PathBuf,
+    /// Rotate when the file would exceed this many bytes (0: never).
+    pub max_size: u64,
+    /// How many files to keep, the current one included (at least 1).
+    pub max_file: u32,
+}
+
+/// The monitor's answer on the sync fd.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Started {
+    /// The container runs; its init has this pid.
+    Running {
+        /// The init's pid.
+        pid: i32,
+    },
+    /// The runtime refused; the message is its error.
+    Failed {
+        /// What the runtime said.
+        message: String,
+    },
+}
+
+/// A client's first line on the monitor's socket.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    /// Become the container's stdio.
+    Attach {
+        /// Forward what the client sends to the container's stdin.
+        stdin: bool,
+        /// Send the container's stdout.
+        stdout: bool,
+        /// Send the container's stderr.
+        stderr: bool,
+    },
+    /// Answer with an [`Exit`] line once the container is gone.
+    Wait,
+    /// Set the terminal's size.
+    Resize {
+        /// Rows.
+        height: u16,
+        /// Columns.
+        width: u16,
+    },
+}
+
+/// How the container ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code; 128 + n for a process killed by signal n (as Docker reports it).
+    pub exit_code: i32,
+    /// When, RFC 3339 with nanoseconds.
+    pub finished_at: String,
+    /// The kernel's OOM killer ran in the container's cgroup.
+    pub oom_killed: bool,
+}
+
+/// Docker's stream types in its multiplexed framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// stdin (only in Docker's framing of logs, never sent here).
+    Stdin = 0,
+    /// stdout.
+    Stdout = 1,
+    /// stderr.
+    Stderr = 2,
+}
+
+/// The 8-byte header Docker puts before each chunk of a multiplexed stream.
+pub fn frame_header(stream: Stream, len: usize) -> [u8; 8] {
+    let n = (len as u32).to_be_bytes();
+    [stream as u8, 0, 0, 0, n[0], n[1], n[2], n[3]]
+}
+
+/// Writes a file so that a crash leaves the old or the new content, never a mix: temporary
+/// sibling, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_header_is_dockers() {
+        assert_eq!(
+            frame_header(Stream::Stderr, 0x0102_0304),
+            [2, 0, 0, 0, 1, 2, 3, 4]
+        );
+        assert_eq!(frame_header(Stream::Stdout, 3), [1, 0, 0, 0, 0, 0, 0, 3]);
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let r = Request::Attach {
+            stdin: true,
+            stdout: true,
+            stderr: false,
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            s,
+            r#"{"attach":{"stdin":true,"stdout":true,"stderr":false}}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+        assert_eq!(
+            serde_json::from_str::<Request>(r#""wait""#).unwrap(),
+            Request::Wait
+        );
+    }
+
+    #[test]
+    fn write_atomic_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}
