@@ -43,6 +43,7 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
         .route("/info", get(info))
         .route("/images/json", get(list_images))
         .route("/images/load", post(load_images))
+        .route("/images/create", post(create_image))
         .route("/images/get", get(get_images))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
@@ -383,12 +384,10 @@ async fn image_post(
     Ok(StatusCode::CREATED)
 }
 
-/// `POST /images/load`: the body is the archive. The reply is a stream of JSON messages, as
-/// `docker load` expects.
-async fn load_images(State(d): State<Arc<Daemon>>, body: Body) -> ApiResult<Response> {
-    // The archive is spooled to a file first: the store reads synchronously, and a client that
-    // disconnects halfway must not leave a half-read archive in the store's hands.
-    let spool = tempfile::NamedTempFile::with_prefix("berthd-load-")
+/// Spools a request body to a temporary file. The store reads synchronously, and a client
+/// that disconnects halfway must not leave a half-read archive in the store's hands.
+async fn spool(body: Body) -> ApiResult<tempfile::NamedTempFile> {
+    let spool = tempfile::NamedTempFile::with_prefix("berthd-upload-")
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let mut file = tokio::fs::File::from_std(
         spool
@@ -405,6 +404,89 @@ async fn load_images(State(d): State<Arc<Daemon>>, body: Body) -> ApiResult<Resp
             .await
             .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     }
+    Ok(spool)
+}
+
+/// `POST /images/create`: `fromSrc=-` imports the body as a root filesystem (`docker
+/// import`); pulls (`fromImage`) need the registry client, which does not exist yet.
+async fn create_image(State(d): State<Arc<Daemon>>, uri: Uri, body: Body) -> ApiResult<Response> {
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(image) = get("fromImage") {
+        let name = match get("tag") {
+            Some(t) => format!("{image}:{t}"),
+            None => image,
+        };
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "pull access denied for {name}: berthd cannot pull from registries yet; bring the image in with `docker load` or `docker import`"
+            ),
+        ));
+    }
+    match get("fromSrc").as_deref() {
+        Some("-") => {}
+        Some(other) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("import from {other:?} is not supported: send the tarball in the request body (fromSrc=-)"),
+            ))
+        }
+        None => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "either fromImage or fromSrc is required".into(),
+            ))
+        }
+    }
+    let reference = match (get("repo"), get("tag")) {
+        (Some(r), Some(t)) => Some(format!("{r}:{t}")),
+        (Some(r), None) => Some(r),
+        _ => None,
+    }
+    .map(|r| Reference::parse(&r))
+    .transpose()
+    .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let changes: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "changes")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let spool = spool(body).await?;
+    let img = blocking(move || {
+        let f = std::fs::File::open(spool.path()).map_err(|e| StoreError::Metadata {
+            path: spool.path().to_path_buf(),
+            why: e.to_string(),
+        })?;
+        let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        d.images.import(
+            std::io::BufReader::new(f),
+            reference.as_ref(),
+            &changes,
+            &created,
+        )
+    })
+    .await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{}\n", json!({"status": img.id.to_string()})),
+    )
+        .into_response())
+}
+
+/// `POST /images/load`: the body is the archive. The reply is a stream of JSON messages, as
+/// `docker load` expects.
+async fn load_images(State(d): State<Arc<Daemon>>, body: Body) -> ApiResult<Response> {
+    let spool = spool(body).await?;
     let loaded = blocking(move || {
         let f = std::fs::File::open(spool.path()).map_err(|e| StoreError::Metadata {
             path: spool.path().to_path_buf(),

@@ -34,6 +34,9 @@ struct Opts {
     /// The OCI runtime (default: `berth-runtime` next to berthd, else on PATH).
     #[arg(long)]
     runtime: Option<PathBuf>,
+    /// The cgroup containers are made under.
+    #[arg(long, default_value = "/berth")]
+    cgroup_parent: String,
     /// error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -67,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| sibling("berth-runtime")),
         monitor: sibling("berth-monitor"),
+        cgroup_parent: opts.cgroup_parent.clone(),
     };
     // Two workers are plenty for a unix socket; the store's work runs on the blocking pool.
     let rt = tokio::runtime::Builder::new_multi_thread()

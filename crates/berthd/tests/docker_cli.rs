@@ -1,96 +1,11 @@
 //! The real `docker` CLI against berthd: version negotiation and the image commands.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
-
-/// A berthd on a private socket and root, stopped with SIGTERM on drop.
-struct Daemon {
-    dir: tempfile::TempDir,
-    child: std::process::Child,
-}
-
-impl Daemon {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(BERTHD)
-            .arg("--root")
-            .arg(dir.path().join("root"))
-            .arg("--host")
-            .arg(format!(
-                "unix://{}",
-                dir.path().join("berth.sock").display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
-            .spawn()
-            .unwrap();
-        let d = Daemon { dir, child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(d.socket()).is_err() {
-            assert!(Instant::now() < deadline, "berthd did not listen");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        d
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("berth.sock")
-    }
-
-    fn docker_with(&self, bin: &str, args: &[&str]) -> Output {
-        Command::new(bin)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
-            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        self.docker_with("docker", args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn have_docker_cli() -> bool {
-    let ok = Command::new("docker").arg("--version").output().is_ok();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have the docker CLI"
-        );
-        eprintln!("docker CLI not installed: skipping");
-    }
-    ok
-}
+use common::{have_docker_cli, sha256_hex, Daemon, BERTHD};
 
 /// A one-layer `docker save` archive, built here.
 fn archive(dir: &Path) -> PathBuf {
@@ -128,10 +43,6 @@ fn archive(dir: &Path) -> PathBuf {
     let path = dir.join("hello.tar");
     std::fs::write(&path, t.into_inner().unwrap()).unwrap();
     path
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    berth_image::Digest::of(data).hex().to_string()
 }
 
 #[test]
@@ -203,8 +114,9 @@ fn docker_cli_drives_berthd_images() {
 #[test]
 fn sigterm_stops_berthd_and_removes_its_socket() {
     let mut d = Daemon::start();
-    let _ = Command::new("kill").arg(d.child.id().to_string()).status();
-    let status = d.child.wait().unwrap();
+    let mut child = d.child.take().unwrap();
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!d.socket().exists());
     // And a second berthd on the same socket refuses while the first runs.

@@ -122,6 +122,8 @@ pub struct EngineConfig {
     pub runtime: PathBuf,
     /// The monitor (`berth-monitor`).
     pub monitor: PathBuf,
+    /// The cgroup containers are created under (dockerd's `--cgroup-parent`), e.g. `/berth`.
+    pub cgroup_parent: String,
 }
 
 /// Something that happened to a container, for `/events`.
@@ -532,6 +534,17 @@ impl Engine {
                     r.clone()
                 };
                 let _ = self.persist(&rec);
+                if rec.host_config.auto_remove.unwrap_or(false) {
+                    // As dockerd: an --rm container that cannot start is removed (the CLI
+                    // waits for that before it exits).
+                    let this = self.clone();
+                    let id = rec.id.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = this.remove(&id, true).await {
+                            tracing::warn!(id, "auto-remove: {e}");
+                        }
+                    });
+                }
                 Err(e)
             }
         }
@@ -605,7 +618,7 @@ impl Engine {
             Ok(Started::Running { pid }) => pid,
             Ok(Started::Failed { message }) => {
                 let _ = berth_image::snapshot::unmount(&rootfs);
-                return Err(EngineError::Runtime(message));
+                return Err(EngineError::Runtime(docker_wording(message)));
             }
             Err(e) => {
                 let _ = berth_image::snapshot::unmount(&rootfs);
@@ -668,7 +681,7 @@ impl Engine {
             &read("etc/group"),
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;
-        let cgroup = format!("/berth/{}", rec.id);
+        let cgroup = format!("/{}/{}", self.cfg.cgroup_parent.trim_matches('/'), rec.id);
         let spec = spec::build(
             &rec.config,
             &rec.host_config,
@@ -1225,6 +1238,17 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// libcontainer's "executable 'x' not found in $PATH" in the words the docker CLI looks for
+/// to exit with 127 (as runc's error reads through dockerd).
+fn docker_wording(message: String) -> String {
+    if let Some(rest) = message.split("executable '").nth(1) {
+        if let Some((exe, _)) = rest.split_once("' not found") {
+            return format!("exec: \"{exe}\": executable file not found in $PATH: {message}");
+        }
+    }
+    message
 }
 
 /// Whether a restart policy restarts the container now, and after how long.

@@ -1,0 +1,271 @@
+//! A berthd on a private socket, data root and exec root, driven with the real `docker` CLI;
+//! and the busybox image the container tests run.
+//!
+//! Dropping a [`Daemon`] removes every container it made (`docker rm -f`), stops berthd, and
+//! then sweeps what a failed test could have left behind under its directory: monitors still
+//! running, overlay mounts.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
+
+/// A berthd on a private socket and root.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub child: Option<std::process::Child>,
+}
+
+impl Daemon {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Daemon { dir, child: None };
+        d.spawn();
+        d
+    }
+
+    /// (Re)starts berthd on this daemon's directories.
+    pub fn spawn(&mut self) {
+        let bin_dir = Path::new(BERTHD).parent().unwrap();
+        for b in ["berth-runtime", "berth-monitor"] {
+            assert!(
+                bin_dir.join(b).exists(),
+                "{b} is not built next to berthd: run `cargo build --workspace` (nextest --workspace does)"
+            );
+        }
+        let child = Command::new(BERTHD)
+            .arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--exec-root")
+            .arg(self.dir.path().join("exec"))
+            .arg("--host")
+            .arg(format!("unix://{}", self.socket().display()))
+            .arg("--cgroup-parent")
+            .arg(self.cgroup_parent())
+            .arg("--log-level")
+            .arg("debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.path().join("log"))
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            assert!(Instant::now() < deadline, "berthd did not listen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// A cgroup parent of this daemon's own, removed when it is dropped.
+    pub fn cgroup_parent(&self) -> String {
+        format!(
+            "berth-test-{}",
+            self.dir
+                .path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches('.')
+        )
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("berth.sock")
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn cmd_with(&self, bin: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(bin);
+        c.env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .args(args);
+        c
+    }
+
+    pub fn docker_with(&self, bin: &str, args: &[&str]) -> Output {
+        self.cmd_with(bin, args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_with("docker", args)
+    }
+
+    /// Runs docker; panics with its stderr unless it succeeds; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}\nberthd log tail:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs docker expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(!out.status.success(), "docker {args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// Loads the busybox image as `busybox:latest`.
+    pub fn load_busybox(&self) {
+        let tar = busybox_archive(self.dir.path());
+        let out = self.ok(&["load", "-i", tar.to_str().unwrap()]);
+        assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = self.docker(&["ps", "-aq"]);
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let _ = self.docker(&["rm", "-f", id]);
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        sweep(self.dir.path());
+        // The daemon's cgroup parent in every hierarchy (rmdir: only if empty).
+        if let Ok(hier) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in hier.flatten() {
+                let _ = std::fs::remove_dir(h.path().join(self.cgroup_parent()));
+            }
+        }
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(self.cgroup_parent()));
+    }
+}
+
+/// Kills monitors (and so their containers) started for `dir`, and unmounts what is mounted
+/// under it: only what a failing test can leave.
+pub fn sweep(dir: &Path) {
+    let needle = dir.to_string_lossy().into_owned();
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.contains("berth-monitor") && cmd.contains(&needle) {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            }
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mounts.lines() {
+        if let Some(mp) = line.split(' ').nth(4) {
+            if mp.starts_with(&needle) {
+                let _ = Command::new("umount").arg("-l").arg(mp).status();
+            }
+        }
+    }
+}
+
+pub fn have_docker_cli() -> bool {
+    let ok = Command::new("docker").arg("--version").output().is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have the docker CLI"
+        );
+        eprintln!("docker CLI not installed: skipping");
+    }
+    ok
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    berth_image::Digest::of(data).hex().to_string()
+}
+
+/// A `docker save` archive of one layer holding `rootfs`, tagged `tag`, with `Cmd`.
+pub fn archive_of(dir: &Path, rootfs: &Path, tag: &str, cmd: &[&str]) -> PathBuf {
+    let mut layer = tar::Builder::new(Vec::new());
+    layer.follow_symlinks(false);
+    layer.append_dir_all(".", rootfs).unwrap();
+    let layer = layer.into_inner().unwrap();
+    let diff = format!("sha256:{}", sha256_hex(&layer));
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
+        "config": {"Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff]},
+        "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "scripts/mk-busybox-rootfs.sh"}]
+    }))
+    .unwrap();
+    let cfg_name = format!("{}.json", sha256_hex(&config));
+    let manifest = serde_json::to_vec(
+        &serde_json::json!([{"Config": cfg_name, "RepoTags": [tag], "Layers": ["l/layer.tar"]}]),
+    )
+    .unwrap();
+    let mut t = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (cfg_name.as_str(), &config),
+        ("l/layer.tar", &layer),
+        ("manifest.json", &manifest),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        t.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    let path = dir.join(format!("{}.tar", tag.replace([':', '/'], "_")));
+    std::fs::write(&path, t.into_inner().unwrap()).unwrap();
+    path
+}
+
+/// The busybox image: the repository's fixture script, saved as `busybox:latest`.
+pub fn busybox_archive(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("busybox-rootfs");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mk-busybox-rootfs.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(&rootfs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mk-busybox-rootfs.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    archive_of(dir, &rootfs, "busybox:latest", &["sh"])
+}

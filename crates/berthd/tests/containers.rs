@@ -1,0 +1,339 @@
+//! Containers through berthd, driven by the real `docker` CLI: the acceptance scenarios of
+//! the daemon issue that exist so far. Each test runs real containers as root and checks
+//! what is observable: output, exit codes, states, limits, and that nothing is left behind.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{have_docker_cli, Daemon};
+
+fn setup() -> Option<Daemon> {
+    if !have_docker_cli() {
+        return None;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    Some(d)
+}
+
+/// Nothing of container `id` remains: no record, no mount, no cgroup, no monitor socket.
+fn assert_gone(d: &Daemon, id: &str) {
+    assert!(!d.root().join("containers").join(id).exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(id), "a mount of {id} is left");
+    for c in ["memory", "pids", "cpu", "unified", ""] {
+        let p = Path::new("/sys/fs/cgroup")
+            .join(c)
+            .join(d.cgroup_parent())
+            .join(id);
+        assert!(!p.exists(), "{} is left", p.display());
+    }
+    assert!(!d
+        .dir
+        .path()
+        .join("exec")
+        .join(format!("{id}.sock"))
+        .exists());
+}
+
+#[test]
+fn run_rm_prints_output_and_exits_with_the_containers_code() {
+    let Some(d) = setup() else { return };
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi\n");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    // --rm removed them all, and with them their mounts, cgroups and sockets.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !d.ok(&["ps", "-aq"]).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert_eq!(
+        std::fs::read_dir(d.root().join("containers"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(d.dir.path().to_str().unwrap()));
+
+    // stdin through attach (-i), and EOF when the client's input ends.
+    let mut child = d
+        .cmd_with(
+            "docker",
+            &["run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done"],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\ndone\n");
+}
+
+#[test]
+fn the_create_request_shapes_the_container() {
+    let Some(d) = setup() else { return };
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        d.ok(&a)
+    };
+    assert_eq!(run(&["--hostname", "h1", "busybox", "hostname"]), "h1\n");
+    assert_eq!(
+        run(&["busybox", "cat", "/etc/hostname"]).len(),
+        13,
+        "the short ID"
+    );
+    assert_eq!(run(&["--user", "nobody", "busybox", "id", "-u"]), "65534\n");
+    assert_eq!(run(&["-w", "/tmp", "busybox", "pwd"]), "/tmp\n");
+    assert_eq!(run(&["-e", "A=1", "busybox", "sh", "-c", "echo $A"]), "1\n");
+    assert_eq!(run(&["busybox", "sh", "-c", "echo $$"]), "1\n", "pid 1");
+    // Docker's default capabilities: no CAP_SYS_ADMIN, so no mount.
+    let out = d.docker(&[
+        "run", "--rm", "busybox", "mount", "-t", "tmpfs", "t", "/mnt",
+    ]);
+    assert!(!out.status.success());
+    assert!(d
+        .docker(&[
+            "run",
+            "--rm",
+            "--cap-add",
+            "SYS_ADMIN",
+            "busybox",
+            "mount",
+            "-t",
+            "tmpfs",
+            "t",
+            "/mnt"
+        ])
+        .status
+        .success());
+    // --read-only.
+    assert!(!d
+        .docker(&["run", "--rm", "--read-only", "busybox", "touch", "/x"])
+        .status
+        .success());
+    assert!(d
+        .docker(&[
+            "run",
+            "--rm",
+            "--read-only",
+            "--tmpfs",
+            "/scratch",
+            "busybox",
+            "touch",
+            "/scratch/x"
+        ])
+        .status
+        .success());
+    // --memory and --pids-limit reach the cgroup (v1 here; v2 files on v2 hosts).
+    let mem = run(&[
+        "--memory",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+    ]);
+    assert_eq!(mem.trim(), "33554432");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "5",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do sleep 5 & done; wait",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("can't fork")
+            || String::from_utf8_lossy(&out.stderr).contains("Resource temporarily unavailable"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A bind mount, read-only.
+    let host = d.dir.path().join("shared");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("f"), "from host").unwrap();
+    let bind = format!("{}:/data:ro", host.display());
+    assert_eq!(
+        run(&["-v", &bind, "busybox", "cat", "/data/f"]),
+        "from host"
+    );
+    assert!(!d
+        .docker(&["run", "--rm", "-v", &bind, "busybox", "touch", "/data/g"])
+        .status
+        .success());
+    // Masked paths (/proc/timer_list exists on every kernel we run on; kcore may not).
+    assert_eq!(
+        run(&["busybox", "sh", "-c", "wc -c < /proc/timer_list"]).trim(),
+        "0"
+    );
+}
+
+#[test]
+fn bad_requests_get_dockers_errors_and_change_nothing() {
+    let Some(d) = setup() else { return };
+    let e = d.fails(&["run", "--rm", "nosuch:image", "true"]);
+    assert!(
+        e.contains("No such image") || e.contains("Unable to find image"),
+        "{e}"
+    );
+    let e = d.fails(&["run", "--rm", "busybox", "/no/such/cmd"]);
+    assert!(e.contains("no such file") || e.contains("not found"), "{e}");
+    d.ok(&["create", "--name", "one", "busybox", "true"]);
+    let e = d.fails(&["create", "--name", "one", "busybox", "true"]);
+    assert!(e.contains("is already in use"), "{e}");
+    let e = d.fails(&["create", "--name", "-bad", "busybox", "true"]);
+    assert!(e.contains("Invalid container name"), "{e}");
+    let e = d.fails(&["run", "--rm", "-v", "rel:/x", "busybox", "true"]);
+    assert!(e.contains("named volumes are not supported"), "{e}");
+    let e = d.fails(&["stop", "nosuch"]);
+    assert!(e.contains("No such container: nosuch"), "{e}");
+    let e = d.fails(&["kill", "one"]);
+    assert!(e.contains("is not running"), "{e}");
+    // The one good container is untouched by all of that.
+    assert_eq!(
+        d.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]),
+        "one created\n"
+    );
+    d.ok(&["rm", "one"]);
+}
+
+#[test]
+fn detached_containers_log_stop_restart_and_go() {
+    let Some(d) = setup() else { return };
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo bye; exit 0' TERM; echo started; while true; do sleep 0.1; done",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}} {{.Name}}", "web"]),
+        "running /web\n"
+    );
+    let ps = d.ok(&["ps"]);
+    assert!(ps.contains("web") && ps.contains("Up "), "{ps}");
+    // logs -f follows until the container stops.
+    let follower = d
+        .cmd_with("docker", &["logs", "-f", "web"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    d.ok(&["stop", "web"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "SIGTERM was not delivered"
+    );
+    let out = follower.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "started\nbye\n");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "web"
+        ]),
+        "exited 0\n"
+    );
+    assert_eq!(d.ok(&["wait", "web"]), "0\n");
+    // Restart: running again, the log goes on.
+    d.ok(&["restart", "web"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "web"]),
+        "true\n"
+    );
+    let e = d.fails(&["rm", "web"]);
+    assert!(e.contains("cannot remove a running container"), "{e}");
+    // kill, then wait sees the signal's exit code.
+    d.ok(&["kill", "web"]);
+    assert_eq!(d.ok(&["wait", "web"]), "137\n");
+    let logs = d.ok(&["logs", "--tail", "1", "web"]);
+    assert_eq!(logs, "started\n");
+    d.ok(&["rm", "web"]);
+    assert_gone(&d, &id);
+}
+
+#[test]
+fn containers_survive_a_killed_berthd() {
+    let Some(mut d) = setup() else { return };
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "survivor",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+        ])
+        .trim()
+        .to_string();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "brief",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.5; exit 4",
+    ]);
+    std::thread::sleep(Duration::from_millis(200));
+    d.kill9();
+    // While berthd is away, one container exits and the other keeps going.
+    std::thread::sleep(Duration::from_millis(800));
+    d.spawn();
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "survivor"]),
+        "running\n"
+    );
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "brief"
+        ]),
+        "exited 4\n"
+    );
+    let logs = d.ok(&["logs", "survivor"]);
+    assert!(logs.lines().count() >= 5, "{logs}");
+    // Still controllable: stop delivers SIGTERM through the restored state.
+    d.ok(&["stop", "survivor"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "survivor"]),
+        "7\n"
+    );
+    d.ok(&["rm", "survivor", "brief"]);
+    assert_gone(&d, &id);
+}
