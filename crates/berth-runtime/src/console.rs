@@ -22,9 +22,11 @@ pub struct ConsoleListener {
 }
 
 impl ConsoleListener {
-    /// Listens on a fresh socket in `dir`.
-    pub fn bind(dir: &Path, id: &str) -> Result<Self> {
-        let path = dir.join(format!(".console-{id}-{}.sock", std::process::id()));
+    /// Listens on a fresh socket in `dir`. The name holds only our pid (one runtime process
+    /// makes one terminal): a unix socket path must fit in 108 bytes, and the container ID
+    /// alone is up to 64 of them.
+    pub fn bind(dir: &Path) -> Result<Self> {
+        let path = dir.join(format!(".console-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).map_err(RuntimeError::io(&path))?;
         Ok(ConsoleListener { path, listener })

@@ -97,7 +97,7 @@ impl Runtime {
         let mut console_socket = opts.console_socket.clone();
         let mut detach = opts.detach;
         let console = if wants_terminal && !opts.detach && console_socket.is_none() {
-            let listener = ConsoleListener::bind(self.root(), id)?;
+            let listener = ConsoleListener::bind(self.root())?;
             console_socket = Some(listener.path().to_path_buf());
             // As for create: libcontainer takes a console socket only when "detached".
             detach = true;

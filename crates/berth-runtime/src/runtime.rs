@@ -184,7 +184,7 @@ impl Runtime {
             .unwrap_or(false);
         let mut opts = opts.clone();
         let console = if wants_terminal && !opts.detach && opts.console_socket.is_none() {
-            let listener = ConsoleListener::bind(&self.root, id)?;
+            let listener = ConsoleListener::bind(&self.root)?;
             opts.console_socket = Some(listener.path().to_path_buf());
             // libcontainer accepts a console socket only from "detached" callers; the flag
             // changes nothing else in it.

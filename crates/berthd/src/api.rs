@@ -60,6 +60,10 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/exec", post(containers::exec_create))
+        .route("/exec/{id}/start", post(containers::exec_start))
+        .route("/exec/{id}/json", get(containers::exec_inspect))
+        .route("/exec/{id}/resize", post(containers::exec_resize))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

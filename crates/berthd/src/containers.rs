@@ -16,7 +16,7 @@ use bollard_stubs::models::{
     ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerState,
     ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
     ContainerSummaryNetworkSettings, ContainerSummaryStateEnum, ContainerWaitResponse, DriverData,
-    NetworkSettings,
+    ExecConfig, ExecInspectResponse, ExecStartConfig, NetworkSettings, ProcessConfig,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -699,6 +699,106 @@ pub async fn top(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiRes
         "Processes": processes,
     }))
     .into_response())
+}
+
+/// `POST /containers/{id}/exec`.
+pub async fn exec_create(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let config: ExecConfig = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("invalid JSON in the request body: {e}"),
+        )
+    })?;
+    let id = d.engine.exec_create(&id, config)?;
+    Ok((StatusCode::CREATED, Json(json!({ "Id": id }))))
+}
+
+/// `POST /exec/{id}/start`: the connection becomes the process's stdio (or, detached, the
+/// process runs on its own).
+pub async fn exec_start(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    mut req: Request,
+) -> ApiResult<Response> {
+    let upgrade = req
+        .headers()
+        .contains_key(header::UPGRADE)
+        .then(|| hyper::upgrade::on(&mut req));
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let start: ExecStartConfig = if body.is_empty() {
+        ExecStartConfig::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("invalid JSON in the request body: {e}"),
+            )
+        })?
+    };
+    let tty = d.engine.exec_inspect(&id)?.config.tty.unwrap_or(false);
+    let stream = d.engine.exec_start(&id).await?;
+    if start.detach.unwrap_or(false) {
+        // Nobody reads: drain the output so the process never blocks on it.
+        tokio::spawn(async move {
+            let mut s = stream;
+            let _ = tokio::io::copy(&mut s, &mut tokio::io::sink()).await;
+        });
+        return Ok(StatusCode::OK.into_response());
+    }
+    let Some(upgrade) = upgrade else {
+        // A client that does not upgrade gets the output as the response body.
+        let body = Body::from_stream(tokio_util::io::ReaderStream::new(stream));
+        return Ok(([(header::CONTENT_TYPE, stream_type(tty))], body).into_response());
+    };
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        relay(hyper_util::rt::TokioIo::new(upgraded), stream).await;
+    });
+    upgrade_response(tty)
+}
+
+/// `GET /exec/{id}/json`.
+pub async fn exec_inspect(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ExecInspectResponse>> {
+    let e = d.engine.exec_inspect(&id)?;
+    let cmd = e.config.cmd.clone().unwrap_or_default();
+    Ok(Json(ExecInspectResponse {
+        can_remove: Some(false),
+        detach_keys: Some(String::new()),
+        id: Some(e.id),
+        running: Some(e.running),
+        exit_code: e.exit_code,
+        process_config: Some(ProcessConfig {
+            privileged: e.config.privileged,
+            user: e.config.user.clone(),
+            tty: e.config.tty,
+            entrypoint: cmd.first().cloned(),
+            arguments: Some(cmd.iter().skip(1).cloned().collect()),
+        }),
+        open_stdin: e.config.attach_stdin,
+        open_stderr: e.config.attach_stderr,
+        open_stdout: e.config.attach_stdout,
+        container_id: Some(e.container),
+        pid: Some(e.pid),
+    }))
+}
+
+/// `POST /exec/{id}/resize`: accepted; the exec's terminal is the runtime's own pty relay,
+/// which does not take size changes from here yet.
+pub async fn exec_resize(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    d.engine.exec_inspect(&id)?;
+    Ok(StatusCode::OK)
 }
 
 #[cfg(test)]

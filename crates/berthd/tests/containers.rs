@@ -337,3 +337,59 @@ fn containers_survive_a_killed_berthd() {
     d.ok(&["rm", "survivor", "brief"]);
     assert_gone(&d, &id);
 }
+
+#[test]
+fn exec_runs_processes_in_a_running_container() {
+    let Some(d) = setup() else { return };
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]);
+    let out = d.docker(&["exec", "box", "sh", "-c", "echo out; echo err >&2; exit 5"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    // It shares the container's namespaces: pid 1 is the container's sleep.
+    assert_eq!(
+        d.ok(&["exec", "box", "cat", "/proc/1/cmdline"]),
+        "sleep\u{0}600\u{0}"
+    );
+    assert_eq!(
+        d.ok(&[
+            "exec",
+            "-u",
+            "nobody",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=1",
+            "box",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $X"
+        ]),
+        "65534\n/tmp\n1\n"
+    );
+    // stdin (-i), to EOF.
+    let mut child = d
+        .cmd_with(
+            "docker",
+            &["exec", "-i", "box", "sh", "-c", "cat > /tmp/in"],
+        )
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"typed\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(d.ok(&["exec", "box", "cat", "/tmp/in"]), "typed\n");
+    // A terminal (-t): the process sees a tty.
+    let out = d.ok(&["exec", "-t", "box", "sh", "-c", "[ -t 1 ] && echo tty"]);
+    assert_eq!(out.trim(), "tty");
+    // Errors: unknown container, stopped container.
+    assert!(d
+        .fails(&["exec", "nosuch", "true"])
+        .contains("No such container"));
+    d.ok(&["create", "--name", "idle", "busybox", "true"]);
+    assert!(d
+        .fails(&["exec", "idle", "true"])
+        .contains("is not running"));
+    let top = d.ok(&["top", "box"]);
+    assert!(top.contains("sleep 600"), "{top}");
+}

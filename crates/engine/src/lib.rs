@@ -17,6 +17,7 @@
 //! and under the exec root (tmpfs-like, per boot): `<id>.sock` (the monitor's socket) and
 //! `runtime/` (the OCI runtime's state).
 
+pub mod exec;
 pub mod logs;
 mod names;
 pub mod record;
@@ -43,6 +44,9 @@ pub enum EngineError {
     /// No container by that name or ID.
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    /// No exec by that ID.
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
     /// The image store said no.
     #[error(transparent)]
     Image(#[from] StoreError),
@@ -78,7 +82,7 @@ impl EngineError {
     /// The HTTP status Docker answers this error with.
     pub fn status(&self) -> u16 {
         match self {
-            EngineError::NoSuchContainer(_) => 404,
+            EngineError::NoSuchContainer(_) | EngineError::NoSuchExec(_) => 404,
             EngineError::Image(StoreError::NoSuchImage(_)) => 404,
             EngineError::Image(StoreError::Conflict { .. }) => 409,
             EngineError::Image(StoreError::Reference(_)) => 400,
@@ -210,6 +214,7 @@ pub struct Engine {
     images: Arc<ImageStore>,
     containers: Mutex<HashMap<String, Arc<Ctr>>>,
     events: broadcast::Sender<Event>,
+    execs: exec::Execs,
     cgroup_v2: bool,
 }
 
@@ -230,6 +235,7 @@ impl Engine {
             images,
             containers: Mutex::new(HashMap::new()),
             events: broadcast::channel(1024).0,
+            execs: Default::default(),
         });
         engine.restore().await?;
         Ok(engine)
@@ -696,8 +702,10 @@ impl Engine {
             },
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;
+        // config.json and monitor.json are made anew at every start, so a crash that tears
+        // one only affects a container that was not running yet: no fsync on the hot path.
         let path = dir.join("config.json");
-        berth_monitor::write_atomic(
+        std::fs::write(
             &path,
             &serde_json::to_vec(&spec).map_err(|e| EngineError::Internal(e.to_string()))?,
         )
@@ -753,7 +761,7 @@ impl Engine {
             cgroup: PathBuf::from(cgroup),
         };
         let path = dir.join("monitor.json");
-        berth_monitor::write_atomic(
+        std::fs::write(
             &path,
             &serde_json::to_vec(&mcfg).map_err(|e| EngineError::Internal(e.to_string()))?,
         )
@@ -1095,6 +1103,7 @@ impl Engine {
             .expect("containers lock")
             .remove(&rec.id);
         ctr.phase.send_modify(|p| p.removed = true);
+        self.execs.forget_container(&rec.id);
         self.emit(&rec, "destroy", &[]);
         Ok(())
     }

@@ -119,9 +119,10 @@ impl Daemon {
         let out = self.docker(args);
         assert!(
             out.status.success(),
-            "docker {args:?}: {}\nberthd log tail:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.log_tail()
+            "docker {args:?}: {}\nstdout: {}\nberthd log tail:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            self.log_tail() + "\nstderr: " + &String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
     }

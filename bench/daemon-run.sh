@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Daemon benchmark, berthd beside dockerd in one run (not a test: numbers, no pass/fail).
+# The same docker CLI drives both, with the same busybox image (scripts/mk-busybox-rootfs.sh,
+# brought in with `docker import`):
+#  1. `docker run --rm busybox true`, through berthd and through dockerd (with --network none
+#     too, since berthd's containers have loopback only so far);
+#  2. N containers started at once with `docker run -d ... sleep`, wall time until all return;
+#  3. resident memory: berthd idle vs dockerd + containerd, and per running container the
+#     berth-monitor vs the containerd shim.
+# Starts a private berthd and a private dockerd (own roots and sockets, no bridge, no
+# iptables) and stops both at the end. Needs docker.io and hyperfine (scripts/install-deps.sh).
+#
+#   bash bench/daemon-run.sh                 # 20 runs, 100 concurrent containers
+#   BENCH_RUNS=5 BENCH_CONCURRENT=20 bash bench/daemon-run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${BENCH_RUNS:-20}
+concurrent=${BENCH_CONCURRENT:-100}
+for t in dockerd hyperfine docker jq; do
+    command -v $t >/dev/null || { echo "needs $t (bash scripts/install-deps.sh)" >&2; exit 1; }
+done
+cargo build --release --quiet --bin berthd --bin berth-runtime --bin berth-monitor
+
+work=$(mktemp -d /tmp/berth-bench-daemon.XXXXXX)
+bsock=$work/berth.sock
+dsock=$work/docker.sock
+./target/release/berthd --root "$work/berth" --exec-root "$work/bexec" --host "unix://$bsock" \
+    --cgroup-parent "berth-bench-${work##*.}" >"$work/berthd.log" 2>&1 &
+bpid=$!
+dockerd --data-root "$work/docker" --exec-root "$work/dexec" --pidfile "$work/docker.pid" \
+    --host "unix://$dsock" --iptables=false --ip6tables=false --bridge=none \
+    --containerd-namespace berth-bench --containerd-plugins-namespace berth-bench-p \
+    >"$work/dockerd.log" 2>&1 &
+dpid=$!
+cleanup() {
+    for s in "$bsock" "$dsock"; do
+        ids=$(DOCKER_HOST=unix://$s docker ps -aq 2>/dev/null || true)
+        # shellcheck disable=SC2086
+        [ -n "$ids" ] && DOCKER_HOST=unix://$s docker rm -f $ids >/dev/null 2>&1
+    done
+    kill "$bpid" "$dpid" 2>/dev/null || true
+    wait "$bpid" "$dpid" 2>/dev/null || true
+    grep -o " $work[^ ]*" /proc/self/mounts | xargs -r -n1 umount -l 2>/dev/null || true
+    rmdir /sys/fs/cgroup/*/"berth-bench-${work##*.}" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+B="env DOCKER_HOST=unix://$bsock docker"
+D="env DOCKER_HOST=unix://$dsock docker"
+for _ in $(seq 300); do $D version >/dev/null 2>&1 && $B version >/dev/null 2>&1 && break; sleep 0.1; done
+
+bash scripts/mk-busybox-rootfs.sh "$work/rootfs" >/dev/null
+tar -C "$work/rootfs" -cf "$work/busybox.tar" .
+$B import "$work/busybox.tar" busybox:latest >/dev/null
+$D import "$work/busybox.tar" busybox:latest >/dev/null
+
+json=$work/run.json
+hyperfine -N --style none --warmup 3 --runs "$runs" --export-json "$json" \
+    -n berthd "$B run --rm busybox true" \
+    -n dockerd "$D run --rm busybox true" \
+    -n "dockerd --network none" "$D run --rm --network none busybox true" \
+    -n "docker version (CLI floor)" "$B version" >/dev/null 2>&1
+median() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .median' "$json"; }
+b=$(median berthd); d=$(median dockerd); dn=$(median "dockerd --network none"); v=$(median "docker version (CLI floor)")
+echo "docker run --rm busybox true ($runs runs each, medians; same docker CLI):"
+awk -v b="$b" -v d="$d" -v dn="$dn" -v v="$v" 'BEGIN {
+    printf "  berthd                   %6.1f ms   (target <= 25 ms)\n", b*1000
+    printf "  dockerd                  %6.1f ms\n", d*1000
+    printf "  dockerd --network none   %6.1f ms\n", dn*1000
+    printf "  docker version           %6.1f ms   (the CLI alone, for scale)\n", v*1000
+    printf "  ratio   dockerd / berthd = %.1fx   (--network none: %.1fx)\n", d/b, dn/b }'
+
+rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
+cpid=$(pgrep -f "containerd --config $work/dexec" || pgrep -nf "containerd.*$work" || true)
+bidle=$(rss_kb "$bpid"); didle=$(rss_kb "$dpid"); cidle=$([ -n "$cpid" ] && rss_kb "$cpid" || echo 0)
+
+start_many() {
+    local dk=$1
+    local t0 t1
+    t0=$(date +%s%N)
+    for i in $(seq "$concurrent"); do $dk run -d --network none busybox sleep 600 >/dev/null & done
+    wait
+    t1=$(date +%s%N)
+    echo $(( (t1 - t0) / 1000000 ))
+}
+bmany=$(start_many "$B")
+brun=$($B ps -q | wc -l)
+mon=$(pgrep -f "berth-monitor $work" | while read -r p; do rss_kb "$p"; done | awk '{s+=$1; n++} END { if (n) printf "%.0f", s/n; else print 0 }')
+bbusy=$(rss_kb "$bpid")
+dmany=$(start_many "$D")
+drun=$($D ps -q | wc -l)
+shim=$(pgrep -f "containerd-shim.*-namespace berth-bench" | while read -r p; do rss_kb "$p"; done | awk '{s+=$1; n++} END { if (n) printf "%.0f", s/n; else print 0 }')
+dbusy=$(rss_kb "$dpid")
+echo "$concurrent × docker run -d --network none busybox sleep, launched at once:"
+printf "  berthd   %6d ms until all returned, %d running\n" "$bmany" "$brun"
+printf "  dockerd  %6d ms until all returned, %d running\n" "$dmany" "$drun"
+echo "resident memory:"
+printf "  berthd idle                  %6d KB   (target <= 15 MB); with %d containers %d KB\n" "$bidle" "$brun" "$bbusy"
+printf "  dockerd + containerd idle    %6d KB   (%d + %d); dockerd with %d containers %d KB\n" \
+    "$((didle + cidle))" "$didle" "$cidle" "$drun" "$dbusy"
+printf "  per container: berth-monitor %6d KB   (target <= 1 MB); containerd-shim %d KB\n" "$mon" "$shim"

@@ -1,0 +1,262 @@
+//! `docker exec`: another process in a running container, run through the OCI runtime's
+//! `exec` in the foreground, so the runtime waits for the process and exits with its code.
+//! berthd holds the runtime's stdio: pipes, relayed to the client with Docker's framing (or
+//! raw with a tty, which the runtime's own pty relay provides). Execs live in memory only, as
+//! in dockerd.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use berth_monitor::{frame_header, Stream};
+use bollard_stubs::models::ExecConfig;
+use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+use crate::{io_err, Engine, EngineError, Result};
+
+/// An exec as `GET /exec/{id}/json` shows it.
+#[derive(Debug, Clone)]
+pub struct ExecState {
+    /// The exec's ID.
+    pub id: String,
+    /// The container's ID.
+    pub container: String,
+    /// What was asked for.
+    pub config: ExecConfig,
+    /// Started and not yet ended.
+    pub running: bool,
+    /// The exit code, once ended.
+    pub exit_code: Option<i64>,
+    /// The runtime's pid while running (the exec'd process is its child).
+    pub pid: i64,
+}
+
+/// The execs of all containers.
+#[derive(Default)]
+pub(crate) struct Execs(Mutex<HashMap<String, ExecState>>);
+
+impl Execs {
+    /// Drops the execs of a removed container.
+    pub(crate) fn forget_container(&self, id: &str) {
+        self.0
+            .lock()
+            .expect("execs lock")
+            .retain(|_, e| e.container != id);
+    }
+}
+
+impl Engine {
+    /// `POST /containers/{id}/exec`.
+    pub fn exec_create(&self, key: &str, config: ExecConfig) -> Result<String> {
+        let rec = self.inspect(key)?;
+        if !rec.state.status.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        if rec.state.status == crate::Status::Paused {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                rec.id
+            )));
+        }
+        if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(EngineError::InvalidParameter(
+                "No exec command specified".into(),
+            ));
+        }
+        let id = crate::random_id()?;
+        self.execs.0.lock().expect("execs lock").insert(
+            id.clone(),
+            ExecState {
+                id: id.clone(),
+                container: rec.id,
+                config,
+                running: false,
+                exit_code: None,
+                pid: 0,
+            },
+        );
+        Ok(id)
+    }
+
+    /// `GET /exec/{id}/json`.
+    pub fn exec_inspect(&self, id: &str) -> Result<ExecState> {
+        self.execs
+            .0
+            .lock()
+            .expect("execs lock")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::NoSuchExec(id.into()))
+    }
+
+    /// `POST /exec/{id}/start`: starts the process; the returned stream is its stdio in
+    /// Docker's framing (raw with a tty). It ends after the exit code is recorded, so a client
+    /// that inspects the exec when its stream ends sees the code.
+    pub async fn exec_start(self: &Arc<Self>, id: &str) -> Result<DuplexStream> {
+        let (ctr_id, config) = {
+            let mut map = self.execs.0.lock().expect("execs lock");
+            let e = map
+                .get_mut(id)
+                .ok_or_else(|| EngineError::NoSuchExec(id.into()))?;
+            if e.running || e.exit_code.is_some() {
+                return Err(EngineError::Conflict(format!(
+                    "Error: Exec command {id} has already run"
+                )));
+            }
+            e.running = true;
+            (e.container.clone(), e.config.clone())
+        };
+        match self.spawn_exec(id, &ctr_id, &config).await {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                if let Some(x) = self.execs.0.lock().expect("execs lock").get_mut(id) {
+                    x.running = false;
+                    x.exit_code = Some(126);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn spawn_exec(
+        self: &Arc<Self>,
+        id: &str,
+        ctr_id: &str,
+        config: &ExecConfig,
+    ) -> Result<DuplexStream> {
+        let rec = self.inspect(ctr_id)?;
+        if !rec.state.status.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        let dir = self.ctr_dir(&rec.id);
+        let spec_path = dir.join("config.json");
+        let spec: Value =
+            serde_json::from_slice(&std::fs::read(&spec_path).map_err(io_err("read", &spec_path))?)
+                .map_err(|e| EngineError::Internal(format!("{}: {e}", spec_path.display())))?;
+        let tty = config.tty.unwrap_or(false);
+        let mut process = spec["process"].clone();
+        process["args"] = json!(config.cmd.clone().unwrap_or_default());
+        process["terminal"] = json!(tty);
+        let mut env: Vec<String> = process["env"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for e in config.env.clone().unwrap_or_default() {
+            let key = e.split('=').next().unwrap_or("").to_string();
+            env.retain(|x| x.split('=').next() != Some(key.as_str()));
+            env.push(e);
+        }
+        if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        process["env"] = json!(env);
+        if let Some(w) = config.working_dir.clone().filter(|w| !w.is_empty()) {
+            process["cwd"] = json!(w);
+        }
+        if let Some(u) = config.user.clone().filter(|u| !u.is_empty()) {
+            let rootfs = dir.join("rootfs");
+            let read = |p: &str| std::fs::read_to_string(rootfs.join(p)).unwrap_or_default();
+            let user = crate::spec::resolve_user(&u, &read("etc/passwd"), &read("etc/group"))
+                .map_err(|e| EngineError::InvalidParameter(e.0))?;
+            process["user"] =
+                json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});
+        }
+        if config.privileged.unwrap_or(false) {
+            let all = crate::spec::ALL_CAPS;
+            process["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
+        }
+        let pfile = dir.join(format!("exec-{id}.json"));
+        std::fs::write(
+            &pfile,
+            serde_json::to_vec(&process).map_err(|e| EngineError::Internal(e.to_string()))?,
+        )
+        .map_err(io_err("write", &pfile))?;
+        let attach_in = config.attach_stdin.unwrap_or(false);
+        let mut cmd = tokio::process::Command::new(&self.cfg.runtime);
+        cmd.arg("--root")
+            .arg(self.cfg.exec_root.join("runtime"))
+            .arg("exec")
+            .arg("--process")
+            .arg(&pfile)
+            .arg(&rec.id)
+            .stdin(if attach_in {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| {
+            let _ = std::fs::remove_file(&pfile);
+            io_err("run", &self.cfg.runtime)(e)
+        })?;
+        if let Some(x) = self.execs.0.lock().expect("execs lock").get_mut(id) {
+            x.pid = child.id().unwrap_or(0) as i64;
+        }
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (mut from_client, to_client) = tokio::io::split(ours);
+        let to_client = Arc::new(tokio::sync::Mutex::new(to_client));
+        if let Some(mut stdin) = child.stdin.take() {
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut from_client, &mut stdin).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
+        let pump = |r: Box<dyn AsyncRead + Unpin + Send>, stream: Stream| {
+            let out = to_client.clone();
+            tokio::spawn(async move {
+                let mut r = r;
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    let n = match r.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let mut w = out.lock().await;
+                    if !tty && w.write_all(&frame_header(stream, n)).await.is_err() {
+                        break;
+                    }
+                    if w.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let out = child
+            .stdout
+            .take()
+            .map(|s| pump(Box::new(s), Stream::Stdout));
+        let err = child
+            .stderr
+            .take()
+            .map(|s| pump(Box::new(s), Stream::Stderr));
+        let this = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            let _ = std::fs::remove_file(&pfile);
+            for t in [out, err].into_iter().flatten() {
+                let _ = t.await;
+            }
+            let code = status.ok().and_then(|s| s.code()).unwrap_or(126) as i64;
+            if let Some(x) = this.execs.0.lock().expect("execs lock").get_mut(&id) {
+                x.running = false;
+                x.exit_code = Some(code);
+                x.pid = 0;
+            }
+            let _ = to_client.lock().await.shutdown().await;
+        });
+        Ok(theirs)
+    }
+}
