@@ -71,6 +71,10 @@ awk -v b="$b" -v d="$d" -v dn="$dn" -v v="$v" 'BEGIN {
     printf "  ratio   dockerd / berthd = %.1fx   (--network none: %.1fx)\n", d/b, dn/b }'
 
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
+# Proportional set size: shared pages (libc, the binary's text) divided among the processes
+# that map them -- what one more process really costs.
+pss_kb() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup"; }
+avg() { awk '{s+=$1; n++} END { if (n) printf "%.0f", s/n; else print 0 }'; }
 cpid=$(pgrep -f "containerd --config $work/dexec" || pgrep -nf "containerd.*$work" || true)
 bidle=$(rss_kb "$bpid"); didle=$(rss_kb "$dpid"); cidle=$([ -n "$cpid" ] && rss_kb "$cpid" || echo 0)
 
@@ -85,11 +89,13 @@ start_many() {
 }
 bmany=$(start_many "$B")
 brun=$($B ps -q | wc -l)
-mon=$(pgrep -f "berth-monitor $work" | while read -r p; do rss_kb "$p"; done | awk '{s+=$1; n++} END { if (n) printf "%.0f", s/n; else print 0 }')
+mon=$(pgrep -f "berth-monitor $work" | while read -r p; do rss_kb "$p"; done | avg)
+monp=$(pgrep -f "berth-monitor $work" | while read -r p; do pss_kb "$p"; done | avg)
 bbusy=$(rss_kb "$bpid")
 dmany=$(start_many "$D")
 drun=$($D ps -q | wc -l)
-shim=$(pgrep -f "containerd-shim.*-namespace berth-bench" | while read -r p; do rss_kb "$p"; done | awk '{s+=$1; n++} END { if (n) printf "%.0f", s/n; else print 0 }')
+shim=$(pgrep -f "containerd-shim.*-namespace berth-bench" | while read -r p; do rss_kb "$p"; done | avg)
+shimp=$(pgrep -f "containerd-shim.*-namespace berth-bench" | while read -r p; do pss_kb "$p"; done | avg)
 dbusy=$(rss_kb "$dpid")
 echo "$concurrent × docker run -d --network none busybox sleep, launched at once:"
 printf "  berthd   %6d ms until all returned, %d running\n" "$bmany" "$brun"
@@ -98,4 +104,5 @@ echo "resident memory:"
 printf "  berthd idle                  %6d KB   (target <= 15 MB); with %d containers %d KB\n" "$bidle" "$brun" "$bbusy"
 printf "  dockerd + containerd idle    %6d KB   (%d + %d); dockerd with %d containers %d KB\n" \
     "$((didle + cidle))" "$didle" "$cidle" "$drun" "$dbusy"
-printf "  per container: berth-monitor %6d KB   (target <= 1 MB); containerd-shim %d KB\n" "$mon" "$shim"
+printf "  per container, RSS: berth-monitor %6d KB; containerd-shim %d KB\n" "$mon" "$shim"
+printf "  per container, PSS: berth-monitor %6d KB   (target <= 1 MB); containerd-shim %d KB\n" "$monp" "$shimp"

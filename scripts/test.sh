@@ -18,3 +18,8 @@ if ! out=$(BENCH_RUNS=3 bash bench/runtime-start.sh 2>&1); then
     echo "bench/runtime-start.sh failed" >&2
     exit 1
 fi
+if ! out=$(BENCH_RUNS=2 BENCH_CONCURRENT=5 bash bench/daemon-run.sh 2>&1); then
+    echo "$out"
+    echo "bench/daemon-run.sh failed" >&2
+    exit 1
+fi

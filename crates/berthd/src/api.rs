@@ -20,7 +20,7 @@ use bollard_stubs::models::{ImageDeleteResponseItem, ImageSummary, SystemVersion
 use futures_util::TryStreamExt;
 use serde_json::json;
 
-use crate::containers;
+use crate::{containers, system};
 
 /// The Engine API version berthd speaks.
 pub const API_VERSION: &str = "1.44";
@@ -41,6 +41,8 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
         .route("/_ping", get(ping).head(ping))
         .route("/version", get(version))
         .route("/info", get(info))
+        .route("/events", get(system::events))
+        .route("/system/df", get(system::df))
         .route("/images/json", get(list_images))
         .route("/images/load", post(load_images))
         .route("/images/create", post(create_image))
@@ -226,7 +228,13 @@ fn created_unix(created: Option<&String>) -> i64 {
 }
 
 async fn list_images(State(d): State<Arc<Daemon>>) -> ApiResult<Json<Vec<ImageSummary>>> {
-    blocking(move || {
+    blocking(move || image_summaries(&d)).await.map(Json)
+}
+
+/// Every image as `GET /images/json` lists it (blocking: reads the store).
+pub fn image_summaries(d: &Daemon) -> Result<Vec<ImageSummary>, StoreError> {
+    let containers = d.engine.list();
+    {
         let mut out = Vec::new();
         for img in d.images.images()? {
             let config = d.images.config_of(&img)?;
@@ -245,15 +253,16 @@ async fn list_images(State(d): State<Arc<Daemon>>) -> ApiResult<Json<Vec<ImageSu
                     .as_ref()
                     .and_then(|c| c.labels().clone())
                     .unwrap_or_default(),
-                containers: -1,
+                containers: containers
+                    .iter()
+                    .filter(|c| c.image == img.id.to_string())
+                    .count() as i64,
                 ..Default::default()
             });
         }
         out.sort_by_key(|i| std::cmp::Reverse(i.created));
         Ok(out)
-    })
-    .await
-    .map(Json)
+    }
 }
 
 /// `/images/{name}/json`, `/images/{name}/history` (names may contain slashes).

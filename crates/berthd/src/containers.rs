@@ -204,7 +204,7 @@ fn command(r: &Record) -> String {
         .join(" ")
 }
 
-fn summary(r: &Record) -> ContainerSummary {
+pub fn summary(r: &Record) -> ContainerSummary {
     ContainerSummary {
         id: Some(r.id.clone()),
         names: Some(vec![r.name.clone()]),
@@ -501,7 +501,7 @@ pub struct LogsQuery {
 }
 
 /// Docker's `since`/`until`: unix seconds with an optional fraction.
-fn parse_time(s: &Option<String>) -> ApiResult<Option<i64>> {
+pub fn parse_time(s: &Option<String>) -> ApiResult<Option<i64>> {
     let Some(s) = s.as_deref().filter(|s| !s.is_empty() && *s != "0") else {
         return Ok(None);
     };

@@ -6,6 +6,7 @@
 
 mod api;
 mod containers;
+mod system;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;

@@ -130,9 +130,11 @@ pub struct EngineConfig {
     pub cgroup_parent: String,
 }
 
-/// Something that happened to a container, for `/events`.
+/// Something that happened to a container or volume, for `/events`.
 #[derive(Debug, Clone)]
 pub struct Event {
+    /// `container` or `volume`.
+    pub typ: &'static str,
     /// create, start, die, destroy, stop, kill, pause, unpause, rename, attach, ...
     pub action: String,
     /// The container's ID.
@@ -214,6 +216,8 @@ pub struct Engine {
     images: Arc<ImageStore>,
     containers: Mutex<HashMap<String, Arc<Ctr>>>,
     events: broadcast::Sender<Event>,
+    /// The most recent events, for `/events?since=`.
+    history: Mutex<std::collections::VecDeque<Event>>,
     execs: exec::Execs,
     cgroup_v2: bool,
 }
@@ -235,6 +239,7 @@ impl Engine {
             images,
             containers: Mutex::new(HashMap::new()),
             events: broadcast::channel(1024).0,
+            history: Mutex::new(std::collections::VecDeque::new()),
             execs: Default::default(),
         });
         engine.restore().await?;
@@ -254,9 +259,25 @@ impl Engine {
         &self.images
     }
 
-    /// A receiver of every event from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+    /// The remembered events at or after `since_nano` (the last 1000 are kept), and a
+    /// receiver of every event after those.
+    pub fn subscribe(&self, since_nano: Option<i64>) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        let h = self.history.lock().expect("history lock");
+        let rx = self.events.subscribe();
+        let past = match since_nano {
+            Some(t) => h.iter().filter(|e| e.time_nano >= t).cloned().collect(),
+            None => Vec::new(),
+        };
+        (past, rx)
+    }
+
+    fn publish(&self, e: Event) {
+        let mut h = self.history.lock().expect("history lock");
+        if h.len() >= 1000 {
+            h.pop_front();
+        }
+        h.push_back(e.clone());
+        let _ = self.events.send(e);
     }
 
     fn emit(&self, rec: &Record, action: &str, extra: &[(&str, String)]) {
@@ -272,7 +293,8 @@ impl Engine {
         for (k, v) in extra {
             attributes.insert((*k).into(), v.clone());
         }
-        let _ = self.events.send(Event {
+        self.publish(Event {
+            typ: "container",
             action: action.into(),
             id: rec.id.clone(),
             attributes,

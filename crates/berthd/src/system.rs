@@ -1,0 +1,171 @@
+//! `/events` (streamed, with Docker's filters) and `/system/df`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use berth_engine::Event;
+use bollard_stubs::models::{
+    EventActor, EventMessage, EventMessageScopeEnum, EventMessageTypeEnum,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{ApiError, ApiResult, Daemon};
+use crate::containers::{parse_filters, parse_time};
+
+#[derive(Deserialize, Default)]
+pub struct EventsQuery {
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+    #[serde(default)]
+    filters: Option<String>,
+}
+
+fn wanted(e: &Event, f: &HashMap<String, Vec<String>>) -> bool {
+    f.iter().all(|(k, vals)| {
+        vals.is_empty()
+            || vals.iter().any(|v| match k.as_str() {
+                "type" => e.typ == v,
+                "event" => e.action == *v || e.action.starts_with(&format!("{v}:")),
+                "container" => {
+                    e.typ == "container"
+                        && (e.id.starts_with(v.as_str())
+                            || e.attributes.get("name").is_some_and(|n| n == v))
+                }
+                "volume" => e.typ == "volume" && e.id == *v,
+                "image" => e.attributes.get("image").is_some_and(|i| i == v),
+                "label" => match v.split_once('=') {
+                    Some((lk, lv)) => e.attributes.get(lk).is_some_and(|x| x == lv),
+                    None => e.attributes.contains_key(v),
+                },
+                _ => true,
+            })
+    })
+}
+
+fn message(e: &Event) -> Bytes {
+    let m = EventMessage {
+        typ: e.typ.parse::<EventMessageTypeEnum>().ok(),
+        action: Some(e.action.clone()),
+        actor: Some(EventActor {
+            id: Some(e.id.clone()),
+            attributes: Some(e.attributes.clone()),
+        }),
+        scope: Some(EventMessageScopeEnum::LOCAL),
+        time: Some(e.time_nano / 1_000_000_000),
+        time_nano: Some(e.time_nano),
+    };
+    // Docker still sends the old top-level fields; older clients read them.
+    let mut v = serde_json::to_value(&m).unwrap_or_default();
+    if e.typ == "container" {
+        v["status"] = json!(e.action);
+        v["id"] = json!(e.id);
+        v["from"] = json!(e.attributes.get("image"));
+    }
+    let mut line = serde_json::to_vec(&v).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// `GET /events`: past events from `since`, then live ones until `until` (or forever).
+pub async fn events(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Response> {
+    let filters = match q.filters.as_deref() {
+        None | Some("") => HashMap::new(),
+        Some(f) => parse_filters(f)?,
+    };
+    let since = parse_time(&q.since)?;
+    let until = parse_time(&q.until)?;
+    let (past, rx) = d.engine.subscribe(since);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    let f2 = filters.clone();
+    let past: Vec<Result<Bytes, std::convert::Infallible>> = past
+        .into_iter()
+        .filter(|e| wanted(e, &f2) && until.is_none_or(|u| e.time_nano <= u))
+        .map(|e| Ok(message(&e)))
+        .collect();
+    let deadline = until.map(|u| {
+        tokio::time::Instant::now()
+            + std::time::Duration::from_nanos(u.saturating_sub(now).max(0) as u64)
+    });
+    let live = futures_util::stream::unfold(rx, move |mut rx| {
+        let filters = filters.clone();
+        async move {
+            loop {
+                let next = match deadline {
+                    Some(t) => match tokio::time::timeout_at(t, rx.recv()).await {
+                        Ok(r) => r,
+                        Err(_) => return None,
+                    },
+                    None => rx.recv().await,
+                };
+                match next {
+                    Ok(e) if wanted(&e, &filters) => return Some((Ok(message(&e)), rx)),
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return None,
+                }
+            }
+        }
+    });
+    let stream = futures_util::StreamExt::chain(futures_util::stream::iter(past), live);
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.blocks() * 512;
+            }
+        }
+    }
+    total
+}
+
+/// `GET /system/df`: what images, containers and volumes take on disk.
+pub async fn df(State(d): State<Arc<Daemon>>) -> ApiResult<Json<serde_json::Value>> {
+    let v = tokio::task::spawn_blocking(move || -> ApiResult<serde_json::Value> {
+        let images = crate::api::image_summaries(&d).map_err(ApiError::from)?;
+        let layers: i64 = images.iter().map(|i| i.size).sum();
+        let mut containers = Vec::new();
+        for r in d.engine.list() {
+            let dir = d.engine.container_dir(&r.id)?;
+            let mut s = serde_json::to_value(crate::containers::summary(&r)).unwrap_or_default();
+            s["SizeRw"] = json!(dir_size(&dir.join("diff")));
+            containers.push(s);
+        }
+        Ok(json!({
+            "LayersSize": layers,
+            "Images": images,
+            "Containers": containers,
+            "Volumes": [],
+            "BuildCache": [],
+        }))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Json(v))
+}
