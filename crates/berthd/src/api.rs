@@ -20,7 +20,7 @@ use bollard_stubs::models::{ImageDeleteResponseItem, ImageSummary, SystemVersion
 use futures_util::TryStreamExt;
 use serde_json::json;
 
-use crate::{containers, system};
+use crate::{containers, system, volumes};
 
 /// The Engine API version berthd speaks.
 pub const API_VERSION: &str = "1.44";
@@ -43,6 +43,13 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
         .route("/info", get(info))
         .route("/events", get(system::events))
         .route("/system/df", get(system::df))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .route("/images/json", get(list_images))
         .route("/images/load", post(load_images))
         .route("/images/create", post(create_image))

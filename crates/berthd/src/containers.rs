@@ -228,7 +228,7 @@ pub fn summary(r: &Record) -> ContainerSummary {
         network_settings: Some(ContainerSummaryNetworkSettings {
             networks: Some(HashMap::new()),
         }),
-        mounts: Some(Vec::new()),
+        mounts: Some(r.mounts.clone()),
         ..Default::default()
     }
 }
@@ -325,7 +325,7 @@ pub async fn inspect(
             ]
             .into(),
         }),
-        mounts: Some(Vec::new()),
+        mounts: Some(r.mounts.clone()),
         config: Some(r.config.clone()),
         network_settings: Some(NetworkSettings {
             networks: Some(HashMap::new()),
@@ -457,8 +457,7 @@ pub async fn remove(
     Path(id): Path<String>,
     Query(q): Query<RemoveQuery>,
 ) -> ApiResult<StatusCode> {
-    let _ = q.v;
-    d.engine.remove(&id, flag(&q.force)).await?;
+    d.engine.remove(&id, flag(&q.force), flag(&q.v)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -7,6 +7,7 @@
 mod api;
 mod containers;
 mod system;
+mod volumes;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;

@@ -125,26 +125,6 @@ pub async fn events(
         .into_response())
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += m.blocks() * 512;
-            }
-        }
-    }
-    total
-}
-
 /// `GET /system/df`: what images, containers and volumes take on disk.
 pub async fn df(State(d): State<Arc<Daemon>>) -> ApiResult<Json<serde_json::Value>> {
     let v = tokio::task::spawn_blocking(move || -> ApiResult<serde_json::Value> {
@@ -154,14 +134,30 @@ pub async fn df(State(d): State<Arc<Daemon>>) -> ApiResult<Json<serde_json::Valu
         for r in d.engine.list() {
             let dir = d.engine.container_dir(&r.id)?;
             let mut s = serde_json::to_value(crate::containers::summary(&r)).unwrap_or_default();
-            s["SizeRw"] = json!(dir_size(&dir.join("diff")));
+            s["SizeRw"] = json!(berth_engine::volumes::dir_size(&dir.join("diff")));
             containers.push(s);
         }
+        let volumes: Vec<serde_json::Value> = d
+            .engine
+            .volume_list()
+            .into_iter()
+            .map(|v| {
+                json!({
+                    "Name": v.name, "Driver": v.driver, "Mountpoint": v.mountpoint,
+                    "CreatedAt": v.created_at, "Labels": v.labels, "Scope": "local",
+                    "Options": {},
+                    "UsageData": {
+                        "Size": berth_engine::volumes::dir_size(&v.mountpoint),
+                        "RefCount": d.engine.volume_users(&v.name).len(),
+                    },
+                })
+            })
+            .collect();
         Ok(json!({
             "LayersSize": layers,
             "Images": images,
             "Containers": containers,
-            "Volumes": [],
+            "Volumes": volumes,
             "BuildCache": [],
         }))
     })

@@ -203,8 +203,22 @@ fn bad_requests_get_dockers_errors_and_change_nothing() {
     assert!(e.contains("is already in use"), "{e}");
     let e = d.fails(&["create", "--name", "-bad", "busybox", "true"]);
     assert!(e.contains("Invalid container name"), "{e}");
-    let e = d.fails(&["run", "--rm", "-v", "rel:/x", "busybox", "true"]);
-    assert!(e.contains("named volumes are not supported"), "{e}");
+    let e = d.fails(&["run", "--rm", "-v", "/tmp:relative", "busybox", "true"]);
+    assert!(e.contains("must be absolute"), "{e}");
+    let e = d.fails(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,src=/no/such/dir,dst=/x",
+        "busybox",
+        "true",
+    ]);
+    assert!(e.contains("bind source path does not exist"), "{e}");
+    assert_eq!(
+        d.ok(&["volume", "ls", "-q"]),
+        "",
+        "a refused create makes no volume"
+    );
     let e = d.fails(&["stop", "nosuch"]);
     assert!(e.contains("No such container: nosuch"), "{e}");
     let e = d.fails(&["kill", "one"]);
@@ -392,4 +406,77 @@ fn exec_runs_processes_in_a_running_container() {
         .contains("is not running"));
     let top = d.ok(&["top", "box"]);
     assert!(top.contains("sleep 600"), "{top}");
+}
+
+#[test]
+fn volumes_keep_data_and_refuse_removal_while_used() {
+    let Some(d) = setup() else { return };
+    assert_eq!(d.ok(&["volume", "create", "data"]), "data\n");
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "data\n");
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/d",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /d/f",
+    ]);
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,src=data,dst=/m,readonly",
+            "busybox",
+            "cat",
+            "/m/f"
+        ]),
+        "kept\n"
+    );
+    assert!(!d
+        .docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "data:/d:ro",
+            "busybox",
+            "touch",
+            "/d/g"
+        ])
+        .status
+        .success());
+    // In use: refused, with the user named; the data stays.
+    d.ok(&[
+        "run", "-d", "--name", "user", "-v", "data:/d", "busybox", "sleep", "600",
+    ]);
+    let e = d.fails(&["volume", "rm", "data"]);
+    assert!(e.contains("volume is in use"), "{e}");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}",
+            "user"
+        ]),
+        "volume data /d\n"
+    );
+    d.ok(&["rm", "-f", "user"]);
+    // Anonymous volumes (-v /path) go with `rm -v`; named ones stay.
+    d.ok(&[
+        "create", "--name", "anon", "-v", "/scratch", "busybox", "true",
+    ]);
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).lines().count(), 2);
+    d.ok(&["rm", "-v", "anon"]);
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "data\n");
+    let df = d.ok(&["system", "df"]);
+    assert!(df.contains("Local Volumes   1"), "{df}");
+    d.ok(&["volume", "rm", "data"]);
+    assert!(d
+        .fails(&["volume", "inspect", "data"])
+        .contains("no such volume"));
+    assert!(d
+        .fails(&["volume", "create", "bad/name"])
+        .contains("invalid characters"));
 }

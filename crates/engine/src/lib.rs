@@ -22,6 +22,7 @@ pub mod logs;
 mod names;
 pub mod record;
 pub mod spec;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -47,6 +48,9 @@ pub enum EngineError {
     /// No exec by that ID.
     #[error("No such exec instance: {0}")]
     NoSuchExec(String),
+    /// No volume by that name.
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
     /// The image store said no.
     #[error(transparent)]
     Image(#[from] StoreError),
@@ -82,7 +86,9 @@ impl EngineError {
     /// The HTTP status Docker answers this error with.
     pub fn status(&self) -> u16 {
         match self {
-            EngineError::NoSuchContainer(_) | EngineError::NoSuchExec(_) => 404,
+            EngineError::NoSuchContainer(_)
+            | EngineError::NoSuchExec(_)
+            | EngineError::NoSuchVolume(_) => 404,
             EngineError::Image(StoreError::NoSuchImage(_)) => 404,
             EngineError::Image(StoreError::Conflict { .. }) => 409,
             EngineError::Image(StoreError::Reference(_)) => 400,
@@ -219,6 +225,8 @@ pub struct Engine {
     /// The most recent events, for `/events?since=`.
     history: Mutex<std::collections::VecDeque<Event>>,
     execs: exec::Execs,
+    /// Serializes volume creation and removal.
+    volume_lock: Mutex<()>,
     cgroup_v2: bool,
 }
 
@@ -241,6 +249,7 @@ impl Engine {
             events: broadcast::channel(1024).0,
             history: Mutex::new(std::collections::VecDeque::new()),
             execs: Default::default(),
+            volume_lock: Mutex::new(()),
         });
         engine.restore().await?;
         Ok(engine)
@@ -418,9 +427,14 @@ impl Engine {
                 user: &probe_user,
                 cgroup: "/probe",
                 cgroup_v2: self.cgroup_v2,
+                mounts: &[],
             },
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;
+        for b in host.binds.clone().unwrap_or_default() {
+            spec::parse_bind(&b).map_err(|e| EngineError::InvalidParameter(e.0))?;
+        }
+        let mounts = self.resolve_mounts(&config, &host)?;
 
         let id = random_id()?;
         let ctr_dir = self.ctr_dir(&id);
@@ -435,6 +449,7 @@ impl Engine {
             state: State::default(),
             restart_count: 0,
             manually_stopped: false,
+            mounts,
             log_path: ctr_dir
                 .join(format!("{id}-json.log"))
                 .to_string_lossy()
@@ -568,7 +583,7 @@ impl Engine {
                     let this = self.clone();
                     let id = rec.id.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = this.remove(&id, true).await {
+                        if let Err(e) = this.remove(&id, true, true).await {
                             tracing::warn!(id, "auto-remove: {e}");
                         }
                     });
@@ -721,6 +736,7 @@ impl Engine {
                 user: &user,
                 cgroup: &cgroup,
                 cgroup_v2: self.cgroup_v2,
+                mounts: &rec.mounts,
             },
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;
@@ -863,7 +879,7 @@ impl Engine {
             let this = self.clone();
             let id = rec.id.clone();
             tokio::spawn(async move {
-                if let Err(e) = this.remove(&id, true).await {
+                if let Err(e) = this.remove(&id, true, true).await {
                     tracing::warn!(id, "auto-remove: {e}");
                 }
             });
@@ -1079,8 +1095,8 @@ impl Engine {
             .unwrap_or_else(|_| rx.borrow().exit_code))
     }
 
-    /// `DELETE /containers/{id}`.
-    pub async fn remove(&self, key: &str, force: bool) -> Result<()> {
+    /// `DELETE /containers/{id}`; `volumes` removes its anonymous volumes too (`rm -v`).
+    pub async fn remove(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let ctr = self.find(key)?;
         let _op = ctr.op.lock().await;
         let rec = ctr.snapshot();
@@ -1124,6 +1140,9 @@ impl Engine {
             .lock()
             .expect("containers lock")
             .remove(&rec.id);
+        if volumes {
+            self.remove_anonymous(&rec.mounts);
+        }
         ctr.phase.send_modify(|p| p.removed = true);
         self.execs.forget_container(&rec.id);
         self.emit(&rec, "destroy", &[]);
@@ -1259,7 +1278,7 @@ impl Engine {
                 }
                 Err(_) if rec.state.status == Status::Exited => {
                     // An --rm container that exited while we were away.
-                    let _ = self.remove(&rec.id, true).await;
+                    let _ = self.remove(&rec.id, true, true).await;
                 }
                 Err(_) => {
                     let exit = self.exit_after_lost_monitor(&rec.id).await;

@@ -26,6 +26,9 @@ pub struct Record {
     pub restart_count: i64,
     /// Stopped by the user: the restart policy does not apply.
     pub manually_stopped: bool,
+    /// Binds, volumes and tmpfs mounts, resolved at create.
+    #[serde(default)]
+    pub mounts: Vec<bollard_stubs::models::MountPoint>,
     /// The json-file log.
     pub log_path: String,
 }

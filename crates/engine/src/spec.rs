@@ -279,6 +279,8 @@ pub struct Inputs<'a> {
     pub cgroup: &'a str,
     /// The host's cgroups are v2 only (Docker then defaults to a private cgroup namespace).
     pub cgroup_v2: bool,
+    /// Binds, volumes and tmpfs mounts, resolved from `-v`/`--mount`/`VOLUME` by the engine.
+    pub mounts: &'a [bollard_stubs::models::MountPoint],
 }
 
 /// Builds config.json.
@@ -362,8 +364,30 @@ pub fn build(c: &ContainerConfig, h: &HostConfig, i: &Inputs) -> Result<Value, S
             "source": i.etc_dir.join(f), "options": ["rbind", "rprivate"],
         }));
     }
-    for b in h.binds.clone().unwrap_or_default() {
-        mounts.push(bind_mount(&b)?);
+    for m in i.mounts {
+        let dst = m.destination.clone().unwrap_or_default();
+        let rw = m.rw.unwrap_or(true);
+        if m.typ.as_deref() == Some("tmpfs") {
+            let mut o = vec!["nosuid".to_string(), "nodev".into(), "noexec".into()];
+            o.extend(m.mode.clone().filter(|x| !x.is_empty()));
+            if !rw {
+                o.push("ro".into());
+            }
+            mounts.push(
+                json!({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": o}),
+            );
+            continue;
+        }
+        let prop = m
+            .propagation
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "rprivate".into());
+        let mut o = vec!["rbind".to_string(), prop];
+        if !rw {
+            o.push("ro".into());
+        }
+        mounts.push(json!({"destination": dst, "type": "bind", "source": m.source, "options": o}));
     }
     for (dst, opts) in h.tmpfs.clone().unwrap_or_default() {
         if !dst.starts_with('/') {
@@ -628,41 +652,37 @@ fn rlimit_name(n: &str) -> Result<&'static str, SpecError> {
     })
 }
 
-/// `-v /host:/ctr[:ro|rw,...]` as a bind mount. Named volumes are not supported yet.
-fn bind_mount(b: &str) -> Result<Value, SpecError> {
+/// Splits `-v src:dst[:opts]` and checks it: `src` is an absolute host path or a volume
+/// name, `dst` absolute, the options Docker knows.
+pub fn parse_bind(b: &str) -> Result<(String, String, Vec<String>), SpecError> {
     let parts: Vec<&str> = b.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
         _ => return Err(bad(format!("invalid volume specification: {b:?}"))),
     };
-    if !src.starts_with('/') {
-        return Err(bad(format!(
-            "invalid volume specification {b:?}: named volumes are not supported yet; use an absolute host path"
-        )));
+    if src.is_empty() {
+        return Err(bad(format!("invalid volume specification: {b:?}")));
     }
     if !dst.starts_with('/') {
         return Err(bad(format!(
             "invalid volume specification: {b:?}: the container path must be absolute"
         )));
     }
-    let mut o = vec!["rbind".to_string()];
-    let mut ro = false;
-    let mut prop = "rprivate";
+    if !src.starts_with('/') && !crate::names::valid(src) {
+        return Err(bad(format!(
+            "invalid volume specification {b:?}: {src:?} includes invalid characters for a local volume name; if you meant a host directory, use an absolute path"
+        )));
+    }
+    let mut o = Vec::new();
     for x in opts.split(',').filter(|s| !s.is_empty()) {
         match x {
-            "ro" => ro = true,
-            "rw" => ro = false,
-            "z" | "Z" | "nocopy" => {}
-            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => prop = x,
+            "ro" | "rw" | "z" | "Z" | "nocopy" | "shared" | "rshared" | "slave" | "rslave"
+            | "private" | "rprivate" => o.push(x.to_string()),
             _ => return Err(bad(format!("invalid mode {x:?} in volume {b:?}"))),
         }
     }
-    o.push(prop.into());
-    if ro {
-        o.push("ro".into());
-    }
-    Ok(json!({"destination": dst, "type": "bind", "source": src, "options": o}))
+    Ok((src.into(), dst.into(), o))
 }
 
 #[cfg(test)]
@@ -682,6 +702,7 @@ mod tests {
             user,
             cgroup: "/berth/abc",
             cgroup_v2: false,
+            mounts: &[],
         }
     }
 
@@ -796,14 +817,28 @@ mod tests {
             nano_cpus: Some(1_500_000_000),
             pids_limit: Some(20),
             readonly_rootfs: Some(true),
-            binds: sv(&["/srv:/data:ro"]),
             tmpfs: Some([("/run".to_string(), "size=1m".to_string())].into()),
             network_mode: Some("none".into()),
             security_opt: sv(&["no-new-privileges"]),
             ..Default::default()
         };
         let user = User::default();
-        let s = build(&c, &h, &inputs(&user)).unwrap();
+        let binds = [bollard_stubs::models::MountPoint {
+            typ: Some("bind".into()),
+            source: Some("/srv".into()),
+            destination: Some("/data".into()),
+            rw: Some(false),
+            ..Default::default()
+        }];
+        let s = build(
+            &c,
+            &h,
+            &Inputs {
+                mounts: &binds,
+                ..inputs(&user)
+            },
+        )
+        .unwrap();
         assert_eq!(s["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(s["linux"]["resources"]["memory"]["swap"], 128 << 20);
         assert_eq!(s["linux"]["resources"]["cpu"]["quota"], 150_000);
@@ -840,6 +875,29 @@ mod tests {
     }
 
     #[test]
+    fn binds_parse_as_docker_reads_them() {
+        assert_eq!(
+            parse_bind("/srv:/data:ro,rshared").unwrap(),
+            (
+                "/srv".into(),
+                "/data".into(),
+                vec!["ro".into(), "rshared".into()]
+            )
+        );
+        assert_eq!(parse_bind("vol1:/d").unwrap().0, "vol1");
+        assert!(parse_bind("/a:rel")
+            .unwrap_err()
+            .0
+            .contains("must be absolute"));
+        assert!(parse_bind("bad name:/d").is_err());
+        assert!(parse_bind("/a:/b:bogus")
+            .unwrap_err()
+            .0
+            .contains("invalid mode"));
+        assert!(parse_bind("/a").is_err());
+    }
+
+    #[test]
     fn bad_requests_are_refused_with_reasons() {
         let c = ContainerConfig {
             cmd: sv(&["sh"]),
@@ -853,20 +911,6 @@ mod tests {
                     ..Default::default()
                 },
                 "memory limit",
-            ),
-            (
-                HostConfig {
-                    binds: sv(&["data:/data"]),
-                    ..Default::default()
-                },
-                "named volumes",
-            ),
-            (
-                HostConfig {
-                    binds: sv(&["/a:rel"]),
-                    ..Default::default()
-                },
-                "must be absolute",
             ),
             (
                 HostConfig {

@@ -1,0 +1,137 @@
+//! The volume endpoints: create, list, inspect, remove, prune.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use berth_engine::volumes::VolumeRecord;
+use bollard_stubs::models::{Volume, VolumeCreateRequest, VolumeScopeEnum};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{ApiError, ApiResult, Daemon};
+use crate::containers::parse_filters;
+
+fn shape(v: VolumeRecord) -> Volume {
+    Volume {
+        name: v.name,
+        driver: v.driver,
+        mountpoint: v.mountpoint.to_string_lossy().into_owned(),
+        created_at: Some(v.created_at),
+        labels: v.labels,
+        scope: Some(VolumeScopeEnum::LOCAL),
+        options: HashMap::new(),
+        ..Default::default()
+    }
+}
+
+/// `POST /volumes/create`.
+pub async fn create(
+    State(d): State<Arc<Daemon>>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Volume>)> {
+    let req: VolumeCreateRequest = if body.is_empty() {
+        VolumeCreateRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("invalid JSON in the request body: {e}"),
+            )
+        })?
+    };
+    let v = d.engine.volume_create(
+        req.name.as_deref(),
+        req.driver.as_deref(),
+        &req.driver_opts.unwrap_or_default(),
+        req.labels.unwrap_or_default(),
+    )?;
+    Ok((StatusCode::CREATED, Json(shape(v))))
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    filters: Option<String>,
+}
+
+/// `GET /volumes` (filters: name, label, dangling).
+pub async fn list(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let f = match q.filters.as_deref() {
+        None | Some("") => HashMap::new(),
+        Some(s) => parse_filters(s)?,
+    };
+    let vols: Vec<Volume> = d
+        .engine
+        .volume_list()
+        .into_iter()
+        .filter(|v| {
+            f.iter().all(|(k, vals)| {
+                vals.is_empty()
+                    || vals.iter().any(|x| match k.as_str() {
+                        "name" => v.name.contains(x.as_str()),
+                        "dangling" => {
+                            let unused = d.engine.volume_users(&v.name).is_empty();
+                            unused == matches!(x.as_str(), "true" | "1")
+                        }
+                        "label" => match x.split_once('=') {
+                            Some((lk, lv)) => v.labels.get(lk).is_some_and(|y| y == lv),
+                            None => v.labels.contains_key(x),
+                        },
+                        _ => true,
+                    })
+            })
+        })
+        .map(shape)
+        .collect();
+    Ok(Json(json!({"Volumes": vols, "Warnings": []})))
+}
+
+/// `GET /volumes/{name}`.
+pub async fn inspect(
+    State(d): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Volume>> {
+    Ok(Json(shape(d.engine.volume_inspect(&name)?)))
+}
+
+#[derive(Deserialize, Default)]
+pub struct RemoveQuery {
+    #[serde(default)]
+    force: Option<String>,
+}
+
+/// `DELETE /volumes/{name}`.
+pub async fn remove(
+    State(d): State<Arc<Daemon>>,
+    Path(name): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> ApiResult<StatusCode> {
+    let force = matches!(q.force.as_deref(), Some("1" | "true"));
+    d.engine.volume_remove(&name, force)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /volumes/prune` (anonymous volumes; all unused ones with the `all=true` filter).
+pub async fn prune(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let f = match q.filters.as_deref() {
+        None | Some("") => HashMap::new(),
+        Some(s) => parse_filters(s)?,
+    };
+    let all = f
+        .get("all")
+        .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
+    let (removed, freed) = d.engine.volume_prune(all)?;
+    Ok(Json(
+        json!({"VolumesDeleted": removed, "SpaceReclaimed": freed}),
+    ))
+}
