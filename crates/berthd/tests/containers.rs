@@ -219,6 +219,11 @@ fn bad_requests_get_dockers_errors_and_change_nothing() {
         "",
         "a refused create makes no volume"
     );
+    let (status, body) = d.request("POST", "/v1.44/containers/create", "{not json");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid JSON"), "{body}");
+    let (status, body) = d.request("POST", "/v1.44/containers/one/wait?condition=bogus", "");
+    assert_eq!(status, 400, "{body}");
     let e = d.fails(&["stop", "nosuch"]);
     assert!(e.contains("No such container: nosuch"), "{e}");
     let e = d.fails(&["kill", "one"]);
@@ -479,4 +484,108 @@ fn volumes_keep_data_and_refuse_removal_while_used() {
     assert!(d
         .fails(&["volume", "create", "bad/name"])
         .contains("invalid characters"));
+}
+
+#[test]
+fn restart_policies_and_log_rotation() {
+    let Some(d) = setup() else { return };
+    // on-failure:2 restarts a failing container twice, then leaves it exited.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}",
+            "flaky",
+        ]);
+        if s == "exited 2 3\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never settled: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.ok(&["logs", "flaky"]), "run\nrun\nrun\n");
+    // always: restarted after a clean exit; a stop is final.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "forever",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while d
+        .ok(&["inspect", "-f", "{{.RestartCount}}", "forever"])
+        .trim()
+        == "0"
+    {
+        assert!(Instant::now() < deadline, "no restart");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.ok(&["stop", "forever"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "forever"]),
+        "exited\n"
+    );
+    // --rm and a restart policy do not go together (the CLI refuses before asking; the API
+    // refuses too).
+    let (status, body) = d.request(
+        "POST",
+        "/v1.44/containers/create",
+        r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"AutoRemove":true,"RestartPolicy":{"Name":"always"}}}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("AutoRemove"), "{body}");
+
+    // json-file rotation: max-size 1k, max-file 2 keeps the newest lines within two files.
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--log-opt",
+            "max-size=1k",
+            "--log-opt",
+            "max-file=2",
+            "busybox",
+            "sh",
+            "-c",
+            "for i in $(seq 1 200); do echo line-$i; done",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(d.ok(&["wait", &id]), "0\n");
+    let dir = d.root().join("containers").join(&id);
+    let log = dir.join(format!("{id}-json.log"));
+    assert!(std::fs::metadata(&log).unwrap().len() <= 1024);
+    assert!(
+        std::fs::metadata(dir.join(format!("{id}-json.log.1")))
+            .unwrap()
+            .len()
+            <= 1024
+    );
+    assert!(!dir.join(format!("{id}-json.log.2")).exists());
+    let logs = d.ok(&["logs", &id]);
+    assert!(logs.ends_with("line-200\n"), "{logs}");
+    assert!(
+        !logs.contains("line-1\n"),
+        "the oldest lines were rotated away"
+    );
 }

@@ -140,6 +140,28 @@ impl Daemon {
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
+    /// One raw HTTP/1.1 request on the socket (for what the CLI checks before asking):
+    /// status and body.
+    pub fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(self.socket()).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        (status, body)
+    }
+
     /// Loads the busybox image as `busybox:latest`.
     pub fn load_busybox(&self) {
         let tar = busybox_archive(self.dir.path());
