@@ -56,6 +56,8 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
         .route("/images/get", get(get_images))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
+        .route("/containers/prune", post(containers::prune))
+        .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}/json", get(containers::inspect))
         .route("/containers/{id}/start", post(containers::start))
         .route("/containers/{id}/stop", post(containers::stop))

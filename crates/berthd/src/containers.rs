@@ -800,6 +800,109 @@ pub async fn exec_resize(
     Ok(StatusCode::OK)
 }
 
+#[derive(Deserialize, Default)]
+pub struct StatsQuery {
+    #[serde(default)]
+    stream: Option<String>,
+    #[serde(rename = "one-shot", default)]
+    one_shot: Option<String>,
+}
+
+/// `GET /containers/{id}/stats`: a sample a second (`stream`, the default), or one sample
+/// whose `precpu_stats` come from a second one taken a second earlier (as `docker stats
+/// --no-stream` needs to show a CPU percentage), or a single sample (`one-shot`).
+pub async fn stats(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Query<StatsQuery>,
+) -> ApiResult<Response> {
+    let stream = !matches!(q.stream.as_deref(), Some("0" | "false" | "False"));
+    let one_shot = flag(&q.one_shot);
+    let first = d.engine.stats(&id).await?;
+    if !stream {
+        let mut v = first.clone();
+        if !one_shot {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            v = d.engine.stats(&id).await.unwrap_or(first.clone());
+            v["preread"] = first["read"].clone();
+            v["precpu_stats"] = first["cpu_stats"].clone();
+        }
+        return Ok(Json(v).into_response());
+    }
+    let engine = d.engine.clone();
+    let body = futures_util::stream::unfold(
+        (engine, id, None::<serde_json::Value>, Some(first)),
+        |(engine, id, prev, next)| async move {
+            let cur = match next {
+                Some(v) => v,
+                None => {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    engine.stats(&id).await.ok()?
+                }
+            };
+            let mut v = cur.clone();
+            if let Some(p) = &prev {
+                v["preread"] = p["read"].clone();
+                v["precpu_stats"] = p["cpu_stats"].clone();
+            }
+            let mut line = serde_json::to_vec(&v).unwrap_or_default();
+            line.push(b'\n');
+            Some((
+                Ok::<_, std::convert::Infallible>(Bytes::from(line)),
+                (engine, id, Some(cur), None),
+            ))
+        },
+    );
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// `POST /containers/prune`: removes stopped containers (filters: label, until).
+pub async fn prune(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let filters: HashMap<String, Vec<String>> = match q.filters.as_deref() {
+        None | Some("") => HashMap::new(),
+        Some(f) => parse_filters(f)?,
+    };
+    let until = filters
+        .get("until")
+        .and_then(|v| v.first())
+        .map(|u| parse_time(&Some(u.clone())))
+        .transpose()?
+        .flatten();
+    let mut deleted = Vec::new();
+    let mut freed = 0u64;
+    for r in d.engine.list() {
+        if r.state.status.is_running() || r.state.status == Status::Restarting {
+            continue;
+        }
+        let label_ok = filters
+            .get("label")
+            .is_none_or(|ls| matches_filters(&r, &[("label".to_string(), ls.clone())].into()));
+        let created = chrono::DateTime::parse_from_rfc3339(&r.created)
+            .ok()
+            .and_then(|t| t.timestamp_nanos_opt())
+            .unwrap_or(0);
+        if !label_ok || until.is_some_and(|u| created >= u) {
+            continue;
+        }
+        if let Ok(dir) = d.engine.container_dir(&r.id) {
+            freed += berth_engine::volumes::dir_size(&dir.join("diff"));
+        }
+        if d.engine.remove(&r.id, false, false).await.is_ok() {
+            deleted.push(r.id);
+        }
+    }
+    Ok(Json(
+        json!({"ContainersDeleted": deleted, "SpaceReclaimed": freed}),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -589,3 +589,44 @@ fn restart_policies_and_log_rotation() {
         "the oldest lines were rotated away"
     );
 }
+
+#[test]
+fn stats_and_prune() {
+    let Some(d) = setup() else { return };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "20",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do :; done",
+    ]);
+    let s = d.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}",
+    ]);
+    let f: Vec<&str> = s.trim().split('|').collect();
+    assert_eq!(f[0], "busy", "{s}");
+    let cpu: f64 = f[1].trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 20.0, "a spinning shell uses CPU: {s}");
+    assert!(f[2].ends_with("/ 64MiB"), "{s}");
+    assert_eq!(f[3], "1");
+    assert!(d
+        .fails(&["stats", "--no-stream", "nosuch"])
+        .contains("No such container"));
+    d.ok(&["rm", "-f", "busy"]);
+    // prune removes stopped containers only.
+    d.ok(&["run", "--name", "done", "busybox", "true"]);
+    d.ok(&["run", "-d", "--name", "alive", "busybox", "sleep", "600"]);
+    let out = d.ok(&["container", "prune", "-f"]);
+    assert_eq!(out.lines().filter(|l| l.len() == 64).count(), 1, "{out}");
+    assert_eq!(d.ok(&["ps", "-a", "--format", "{{.Names}}"]), "alive\n");
+}

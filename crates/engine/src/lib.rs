@@ -22,6 +22,7 @@ pub mod logs;
 mod names;
 pub mod record;
 pub mod spec;
+pub mod stats;
 pub mod volumes;
 
 use std::collections::HashMap;
