@@ -11,6 +11,9 @@ fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The daemon tests run berthd with berth-runtime and berth-monitor from the same target
+# directory; nextest builds only what test targets name, so build every binary first.
+cargo build --workspace --bins --quiet
 cargo nextest run --workspace --no-tests=fail
 # The benchmark is not a test, but a broken benchmark should not wait for someone to run it.
 if ! out=$(BENCH_RUNS=3 bash bench/runtime-start.sh 2>&1); then
