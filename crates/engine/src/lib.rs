@@ -395,8 +395,26 @@ impl Engine {
         if config.hostname.as_deref().unwrap_or("").is_empty() {
             config.hostname = None;
         }
+        // The defaults dockerd fills in, which clients read back from inspect.
         if host.network_mode.as_deref().unwrap_or("").is_empty() {
             host.network_mode = Some("default".into());
+        }
+        if host.log_config.as_ref().and_then(|l| l.typ.as_ref()).is_none() {
+            host.log_config = Some(bollard_stubs::models::HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(
+                    host.log_config
+                        .as_ref()
+                        .and_then(|l| l.config.clone())
+                        .unwrap_or_default(),
+                ),
+            });
+        }
+        if host.restart_policy.as_ref().and_then(|p| p.name).is_none() {
+            host.restart_policy = Some(bollard_stubs::models::RestartPolicy {
+                name: Some(bollard_stubs::models::RestartPolicyNameEnum::NO),
+                maximum_retry_count: Some(0),
+            });
         }
         if host.auto_remove.unwrap_or(false)
             && host

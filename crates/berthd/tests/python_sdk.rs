@@ -1,0 +1,39 @@
+//! The Python docker SDK (docker-py) drives berthd: `tests/sdk/scenarios.py`.
+
+mod common;
+
+use std::process::Command;
+
+#[test]
+fn python_docker_sdk_drives_berthd() {
+    let have_sdk = Command::new("python3")
+        .args(["-c", "import docker"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_sdk {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have the Python docker SDK (python3-docker)"
+        );
+        eprintln!("python3 docker SDK not installed: skipping");
+        return;
+    }
+    if !common::have_docker_cli() {
+        return;
+    }
+    let d = common::Daemon::start();
+    d.load_busybox();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/scenarios.py");
+    let out = d
+        .cmd_with("python3", &[script.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scenarios.py failed:\n{}\n{}\nberthd log tail:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        d.log_tail()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}

@@ -1,0 +1,78 @@
+"""The Python docker SDK (docker-py) against berthd: the daemon issue's scenarios.
+
+Run by tests/python_sdk.rs with DOCKER_HOST pointing at a private berthd that has
+busybox:latest loaded. Exits non-zero (with a traceback) on the first failed check.
+"""
+import time
+
+import docker
+
+c = docker.from_env(timeout=30)
+assert c.ping()
+assert c.version()["ApiVersion"] == "1.44"
+
+# run --rm with output, and a failing command's exit code
+assert c.containers.run("busybox", ["echo", "hi"], remove=True) == b"hi\n"
+try:
+    c.containers.run("busybox", ["sh", "-c", "echo oops >&2; exit 3"], remove=True)
+    raise AssertionError("a failing container must raise ContainerError")
+except docker.errors.ContainerError as e:
+    assert e.exit_status == 3, e.exit_status
+
+# run -d, logs (follow), exec, stop, restart, inspect, ps
+web = c.containers.run(
+    "busybox",
+    ["sh", "-c", "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done"],
+    detach=True,
+    name="web",
+    labels={"role": "test"},
+)
+deadline = time.time() + 10
+while b"ready" not in web.logs():
+    assert time.time() < deadline, "no output"
+    time.sleep(0.05)
+web.reload()
+assert web.status == "running", web.status
+assert web.attrs["Config"]["Labels"]["role"] == "test"
+code, out = web.exec_run(["sh", "-c", "echo from-exec; exit 4"])
+assert (code, out) == (4, b"from-exec\n"), (code, out)
+assert [x.name for x in c.containers.list(filters={"label": "role=test"})] == ["web"]
+web.stop(timeout=5)
+web.reload()
+assert web.status == "exited" and web.attrs["State"]["ExitCode"] == 0, web.attrs["State"]
+assert web.wait()["StatusCode"] == 0
+web.restart(timeout=5)
+web.reload()
+assert web.status == "running"
+web.kill()
+assert web.wait()["StatusCode"] == 137
+assert len(c.containers.list(all=True)) == 1
+web.remove()
+try:
+    c.containers.get("web")
+    raise AssertionError("removed container still found")
+except docker.errors.NotFound:
+    pass
+
+# volumes
+v = c.volumes.create("sdkvol", labels={"k": "v"})
+assert v.name == "sdkvol" and v.attrs["Driver"] == "local"
+c.containers.run("busybox", ["sh", "-c", "echo data > /v/f"], volumes={"sdkvol": {"bind": "/v", "mode": "rw"}}, remove=True)
+out = c.containers.run("busybox", ["cat", "/v/f"], volumes=["sdkvol:/v:ro"], remove=True)
+assert out == b"data\n", out
+assert [x.name for x in c.volumes.list()] == ["sdkvol"]
+v.remove()
+assert c.volumes.list() == []
+
+# errors
+try:
+    c.containers.run("nosuch:image", "true", remove=True)
+    raise AssertionError("unknown image must fail")
+except (docker.errors.ImageNotFound, docker.errors.NotFound, docker.errors.APIError):
+    pass
+try:
+    c.containers.get("nosuch")
+    raise AssertionError("unknown container must 404")
+except docker.errors.NotFound:
+    pass
+print("ok")
