@@ -71,6 +71,12 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/top", get(containers::top))
+        .route(
+            "/containers/{id}/archive",
+            get(containers::archive_get)
+                .head(containers::archive_head)
+                .put(containers::archive_put),
+        )
         .route("/containers/{id}/exec", post(containers::exec_create))
         .route("/exec/{id}/start", post(containers::exec_start))
         .route("/exec/{id}/json", get(containers::exec_inspect))
@@ -408,7 +414,7 @@ async fn image_post(
 
 /// Spools a request body to a temporary file. The store reads synchronously, and a client
 /// that disconnects halfway must not leave a half-read archive in the store's hands.
-async fn spool(body: Body) -> ApiResult<tempfile::NamedTempFile> {
+pub async fn spool(body: Body) -> ApiResult<tempfile::NamedTempFile> {
     let spool = tempfile::NamedTempFile::with_prefix("berthd-upload-")
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let mut file = tokio::fs::File::from_std(

@@ -903,6 +903,77 @@ pub async fn prune(
     ))
 }
 
+#[derive(Deserialize, Default)]
+pub struct ArchiveQuery {
+    #[serde(default)]
+    path: Option<String>,
+}
+
+fn archive_path(q: &ArchiveQuery) -> ApiResult<String> {
+    q.path
+        .clone()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "path is required".into()))
+}
+
+/// Docker's `X-Docker-Container-Path-Stat`: the stat as base64 JSON.
+fn stat_header(s: &berth_engine::archive::PathStat) -> HeaderValue {
+    use base64::Engine as _;
+    let j = json!({
+        "name": s.name, "size": s.size, "mode": s.mode, "mtime": s.mtime,
+        "linkTarget": s.link_target,
+    });
+    let b = base64::engine::general_purpose::STANDARD.encode(j.to_string());
+    HeaderValue::from_str(&b).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// `HEAD /containers/{id}/archive?path=`.
+pub async fn archive_head(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Query<ArchiveQuery>,
+) -> ApiResult<Response> {
+    let stat = d.engine.archive_stat(&id, &archive_path(&q)?).await?;
+    let mut r = StatusCode::OK.into_response();
+    r.headers_mut()
+        .insert("X-Docker-Container-Path-Stat", stat_header(&stat));
+    Ok(r)
+}
+
+/// `GET /containers/{id}/archive?path=`: a tar of the path.
+pub async fn archive_get(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Query<ArchiveQuery>,
+) -> ApiResult<Response> {
+    let (stat, file) = d.engine.archive_get(&id, &archive_path(&q)?).await?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(
+        tokio::fs::File::from_std(file),
+    ));
+    let mut r = ([(header::CONTENT_TYPE, "application/x-tar")], body).into_response();
+    r.headers_mut()
+        .insert("X-Docker-Container-Path-Stat", stat_header(&stat));
+    Ok(r)
+}
+
+/// `PUT /containers/{id}/archive?path=`: the body is a tar unpacked into the directory.
+pub async fn archive_put(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    Query(q): Query<ArchiveQuery>,
+    body: Body,
+) -> ApiResult<StatusCode> {
+    let path = archive_path(&q)?;
+    // Unknown containers get their 404 before the upload is read.
+    d.engine.inspect(&id)?;
+    let spool = crate::api::spool(body).await?;
+    let file = spool
+        .reopen()
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    d.engine.archive_put(&id, &path, file).await?;
+    Ok(StatusCode::OK)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -630,3 +630,56 @@ fn stats_and_prune() {
     assert_eq!(out.lines().filter(|l| l.len() == 64).count(), 1, "{out}");
     assert_eq!(d.ok(&["ps", "-a", "--format", "{{.Names}}"]), "alive\n");
 }
+
+#[test]
+fn cp_copies_both_ways_and_stays_inside_the_container() {
+    let Some(d) = setup() else { return };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "ln -s / /escape; sleep 600",
+    ]);
+    let host = d.dir.path().join("cp");
+    std::fs::create_dir_all(host.join("tree/sub")).unwrap();
+    std::fs::write(host.join("tree/sub/a"), "A").unwrap();
+    std::fs::write(host.join("file"), "F").unwrap();
+    d.ok(&["cp", host.join("file").to_str().unwrap(), "box:/tmp/"]);
+    d.ok(&["cp", host.join("tree").to_str().unwrap(), "box:/root/"]);
+    assert_eq!(
+        d.ok(&["exec", "box", "cat", "/tmp/file", "/root/tree/sub/a"]),
+        "FA"
+    );
+    // Through a symlink to / in the container: the container's /, never the host's.
+    let marker = format!("berth-cp-escape-{}", std::process::id());
+    std::fs::write(host.join(&marker), "x").unwrap();
+    d.ok(&[
+        "cp",
+        host.join(&marker).to_str().unwrap(),
+        "box:/escape/tmp/",
+    ]);
+    assert!(
+        !Path::new("/tmp").join(&marker).exists(),
+        "cp wrote on the host"
+    );
+    assert_eq!(
+        d.ok(&["exec", "box", "cat", &format!("/tmp/{marker}")]),
+        "x"
+    );
+    // Out of a stopped container (its rootfs is mounted for the copy only).
+    d.ok(&["stop", "-t", "0", "box"]);
+    let back = d.dir.path().join("back");
+    d.ok(&["cp", "box:/root/tree", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(back.join("sub/a")).unwrap(), "A");
+    let e = d.fails(&["cp", "box:/no/such", back.to_str().unwrap()]);
+    assert!(e.contains("Could not find the file"), "{e}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(d.root().to_str().unwrap()),
+        "the copy's mount is gone"
+    );
+}

@@ -17,6 +17,7 @@
 //! and under the exec root (tmpfs-like, per boot): `<id>.sock` (the monitor's socket) and
 //! `runtime/` (the OCI runtime's state).
 
+pub mod archive;
 pub mod exec;
 pub mod logs;
 mod names;
@@ -49,6 +50,9 @@ pub enum EngineError {
     /// No exec by that ID.
     #[error("No such exec instance: {0}")]
     NoSuchExec(String),
+    /// A path that does not exist in the container.
+    #[error("Could not find the file {0} in container")]
+    NotFoundInContainer(String),
     /// No volume by that name.
     #[error("get {0}: no such volume")]
     NoSuchVolume(String),
@@ -89,7 +93,8 @@ impl EngineError {
         match self {
             EngineError::NoSuchContainer(_)
             | EngineError::NoSuchExec(_)
-            | EngineError::NoSuchVolume(_) => 404,
+            | EngineError::NoSuchVolume(_)
+            | EngineError::NotFoundInContainer(_) => 404,
             EngineError::Image(StoreError::NoSuchImage(_)) => 404,
             EngineError::Image(StoreError::Conflict { .. }) => 409,
             EngineError::Image(StoreError::Reference(_)) => 400,
@@ -399,7 +404,12 @@ impl Engine {
         if host.network_mode.as_deref().unwrap_or("").is_empty() {
             host.network_mode = Some("default".into());
         }
-        if host.log_config.as_ref().and_then(|l| l.typ.as_ref()).is_none() {
+        if host
+            .log_config
+            .as_ref()
+            .and_then(|l| l.typ.as_ref())
+            .is_none()
+        {
             host.log_config = Some(bollard_stubs::models::HostConfigLogConfig {
                 typ: Some("json-file".into()),
                 config: Some(
@@ -705,8 +715,8 @@ impl Engine {
         Ok(pid)
     }
 
-    /// Blocking half of a start: mount, etc files, user, spec, monitor config.
-    fn prepare(&self, rec: &Record) -> Result<()> {
+    /// Mounts the container's overlay (image layers + its upper) on its `rootfs`.
+    fn mount_rootfs(&self, rec: &Record) -> Result<()> {
         let dir = self.ctr_dir(&rec.id);
         let rootfs = dir.join("rootfs");
         let image = self.images.record(
@@ -732,7 +742,14 @@ impl Engine {
             work: dir.join("work"),
         };
         berth_image::snapshot::mount_overlay(&rootfs, &lowers, Some(&upper))
-            .map_err(|e| EngineError::Image(e.into()))?;
+            .map_err(|e| EngineError::Image(e.into()))
+    }
+
+    /// Blocking half of a start: mount, etc files, user, spec, monitor config.
+    fn prepare(&self, rec: &Record) -> Result<()> {
+        let dir = self.ctr_dir(&rec.id);
+        let rootfs = dir.join("rootfs");
+        self.mount_rootfs(rec)?;
         let hostname = rec.config.hostname.clone().unwrap_or_default();
         let host_net = rec.host_config.network_mode.as_deref() == Some("host");
         write_etc(&dir, &hostname, host_net)?;
