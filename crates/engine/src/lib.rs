@@ -953,13 +953,17 @@ impl Engine {
         if rec.state.status != Status::Restarting || rec.manually_stopped {
             return;
         }
-        {
-            let mut r = ctr.rec.lock().expect("record lock");
-            r.restart_count += 1;
-            r.state.status = Status::Exited;
-        }
+        // The status stays `restarting` until the start has happened: a client never sees
+        // an `exited` state with the new restart count before the run it counts.
+        ctr.rec.lock().expect("record lock").restart_count += 1;
         if let Err(e) = self.start_locked(&ctr).await {
             tracing::warn!(id = ctr.id, "restart: {e}");
+            let rec = {
+                let mut r = ctr.rec.lock().expect("record lock");
+                r.state.status = Status::Exited;
+                r.clone()
+            };
+            let _ = self.persist(&rec);
         }
     }
 
