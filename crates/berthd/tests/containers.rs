@@ -78,10 +78,11 @@ fn run_rm_prints_output_and_exits_with_the_containers_code() {
         )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = d.finish(child, "docker run -i");
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\ndone\n");
 }
@@ -263,6 +264,7 @@ fn detached_containers_log_stop_restart_and_go() {
     let follower = d
         .cmd_with("docker", &["logs", "-f", "web"])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -272,7 +274,7 @@ fn detached_containers_log_stop_restart_and_go() {
         t.elapsed() < Duration::from_secs(5),
         "SIGTERM was not delivered"
     );
-    let out = follower.wait_with_output().unwrap();
+    let out = d.finish(follower, "docker logs -f");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "started\nbye\n");
     assert_eq!(
         d.ok(&[
@@ -393,10 +395,12 @@ fn exec_runs_processes_in_a_running_container() {
             &["exec", "-i", "box", "sh", "-c", "cat > /tmp/in"],
         )
         .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(b"typed\n").unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(d.finish(child, "docker exec -i").status.success());
     assert_eq!(d.ok(&["exec", "box", "cat", "/tmp/in"]), "typed\n");
     // A terminal (-t): the process sees a tty.
     let out = d.ok(&["exec", "-t", "box", "sh", "-c", "[ -t 1 ] && echo tty"]);

@@ -103,11 +103,39 @@ impl Daemon {
         c
     }
 
+    /// Runs a client to completion; one that hangs for a minute is killed and the test fails
+    /// naming it (rather than the whole test timing out without a clue).
     pub fn docker_with(&self, bin: &str, args: &[&str]) -> Output {
-        self.cmd_with(bin, args)
+        let child = self
+            .cmd_with(bin, args)
             .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.finish(child, &format!("{bin} {args:?}"))
+    }
+
+    /// Waits for a client started with `cmd_with` (stdout and stderr piped), at most a minute.
+    pub fn finish(&self, child: std::process::Child, what: &str) -> Output {
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let out = child.wait_with_output();
+            let _ = tx.send(());
+            out
+        });
+        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            let out = waiter.join().unwrap().unwrap();
+            panic!(
+                "{what} hung for 60 s; its output so far: {}{}\nberthd log tail:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                self.log_tail()
+            );
+        }
+        waiter.join().unwrap().unwrap()
     }
 
     pub fn docker(&self, args: &[&str]) -> Output {
