@@ -71,6 +71,9 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/changes", get(containers::changes))
+        .route("/containers/{id}/export", get(containers::export))
+        .route("/commit", post(containers::commit))
         .route(
             "/containers/{id}/archive",
             get(containers::archive_get)

@@ -974,6 +974,76 @@ pub async fn archive_put(
     Ok(StatusCode::OK)
 }
 
+/// `GET /containers/{id}/changes` (`docker diff`).
+pub async fn changes(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let c = d.engine.changes(&id).await?;
+    Ok(Json(json!(c
+        .iter()
+        .map(|x| json!({"Path": x.path, "Kind": x.kind}))
+        .collect::<Vec<_>>())))
+}
+
+/// `GET /containers/{id}/export`: the whole filesystem as a tar.
+pub async fn export(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult<Response> {
+    let file = d.engine.export(&id).await?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(
+        tokio::fs::File::from_std(file),
+    ));
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&changes=`.
+pub async fn commit(
+    State(d): State<Arc<Daemon>>,
+    uri: axum::http::Uri,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let container = get("container");
+    if container.is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "container is required".into(),
+        ));
+    }
+    let reference = match (get("repo"), get("tag")) {
+        (r, _) if r.is_empty() => None,
+        (r, t) if t.is_empty() => Some(r),
+        (r, t) => Some(format!("{r}:{t}")),
+    }
+    .map(|r| berth_image::Reference::parse(&r))
+    .transpose()
+    .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let changes: Vec<String> = params
+        .iter()
+        .filter(|(k, v)| k == "changes" && !v.is_empty())
+        .map(|(_, v)| v.clone())
+        .collect();
+    let img = d
+        .engine
+        .commit(
+            &container,
+            reference,
+            &get("comment"),
+            &get("author"),
+            &changes,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": img.id.to_string()}))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -687,3 +687,62 @@ fn cp_copies_both_ways_and_stays_inside_the_container() {
         "the copy's mount is gone"
     );
 }
+
+#[test]
+fn diff_commit_and_export() {
+    let Some(d) = setup() else { return };
+    d.ok(&[
+        "run",
+        "--name",
+        "src",
+        "busybox",
+        "sh",
+        "-c",
+        "echo new > /new; echo extra >> /etc/passwd; rm /etc/group",
+    ]);
+    assert_eq!(
+        d.ok(&["diff", "src"]),
+        "C /etc\nD /etc/group\nC /etc/passwd\nA /new\n"
+    );
+    let id = d.ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/new\"]",
+        "-m",
+        "made here",
+        "src",
+        "derived:1",
+    ]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    // The new image runs with its changes and its new CMD.
+    assert_eq!(d.ok(&["run", "--rm", "derived:1"]), "new\n");
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "derived:1",
+            "sh",
+            "-c",
+            "tail -1 /etc/passwd; [ -e /etc/group ] || echo no-group"
+        ]),
+        "extra\nno-group\n"
+    );
+    let hist = d.ok(&["history", "--format", "{{.Comment}}", "derived:1"]);
+    assert_eq!(hist.lines().next(), Some("made here"));
+    // The image of a container cannot be removed while the container exists.
+    assert!(d.fails(&["rmi", "busybox"]).contains("being used"));
+    // export: the whole filesystem, changes included.
+    let out = d.cmd_with("docker", &["export", "src"]).output().unwrap();
+    assert!(out.status.success());
+    let mut names = Vec::new();
+    for e in tar::Archive::new(&out.stdout[..]).entries().unwrap() {
+        names.push(e.unwrap().path().unwrap().to_string_lossy().into_owned());
+    }
+    assert!(names.iter().any(|n| n.trim_start_matches("./") == "new"));
+    assert!(names
+        .iter()
+        .any(|n| n.trim_start_matches("./") == "bin/busybox"));
+    assert!(!names
+        .iter()
+        .any(|n| n.trim_start_matches("./") == "etc/group"));
+}

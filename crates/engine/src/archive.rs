@@ -203,6 +203,177 @@ impl Engine {
     }
 }
 
+/// One entry of `docker diff`: 0 changed, 1 added, 2 deleted (Docker's kinds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The path in the container.
+    pub path: String,
+    /// 0 modified, 1 added, 2 deleted.
+    pub kind: u8,
+}
+
+/// Walks a container's upper directory against its image's layers: whiteouts are deletions,
+/// what the layers also have is a change, the rest was added.
+fn changes_of(upper: &Path, lowers: &[PathBuf]) -> Vec<Change> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(upper.join(&rel)) else {
+            continue;
+        };
+        let mut entries: Vec<_> = rd.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let r = rel.join(e.file_name());
+            let Ok(ft) = e.file_type() else { continue };
+            let meta = e.metadata().ok();
+            let whiteout = ft.is_char_device() && meta.as_ref().is_some_and(|m| m.rdev() == 0);
+            let in_lower = lowers
+                .iter()
+                .any(|l| std::fs::symlink_metadata(l.join(&r)).is_ok());
+            let kind = if whiteout {
+                2
+            } else if in_lower {
+                0
+            } else {
+                1
+            };
+            out.push(Change {
+                path: format!("/{}", r.display()),
+                kind,
+            });
+            if ft.is_dir() {
+                stack.push(r);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+impl Engine {
+    fn lower_dirs(&self, image: &str) -> Result<Vec<PathBuf>> {
+        let image = self.images.record(
+            &image
+                .parse()
+                .map_err(|_| EngineError::Internal(format!("bad image ID {image}")))?,
+        )?;
+        Ok(image
+            .chain
+            .iter()
+            .rev()
+            .map(|c| self.images.snapshots().layer_dir(c))
+            .collect())
+    }
+
+    /// `GET /containers/{id}/changes`.
+    pub async fn changes(self: &Arc<Self>, key: &str) -> Result<Vec<Change>> {
+        let rec = self.inspect(key)?;
+        let lowers = self.lower_dirs(&rec.image)?;
+        let upper = self.ctr_dir(&rec.id).join("diff");
+        tokio::task::spawn_blocking(move || changes_of(&upper, &lowers))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
+    /// `GET /containers/{id}/export`: the container's whole filesystem as a tar (spooled to
+    /// a temporary file, rewound).
+    pub async fn export(self: &Arc<Self>, key: &str) -> Result<std::fs::File> {
+        self.with_rootfs(key, move |root| {
+            let mut spool = tempfile::tempfile().map_err(io_err("create", Path::new("/tmp")))?;
+            {
+                let mut b = tar::Builder::new(&mut spool);
+                b.follow_symlinks(false);
+                b.append_dir_all(".", root)
+                    .and_then(|_| b.finish())
+                    .map_err(io_err("export", root))?;
+            }
+            spool.rewind().map_err(io_err("export", root))?;
+            Ok(spool)
+        })
+        .await
+    }
+
+    /// `POST /commit`: a new image from the container's image and its changes. `changes` are
+    /// Dockerfile instructions applied to the config (`CMD`, `ENV`, ...), as `--change`.
+    pub async fn commit(
+        self: &Arc<Self>,
+        key: &str,
+        reference: Option<berth_image::Reference>,
+        comment: &str,
+        author: &str,
+        changes: &[String],
+    ) -> Result<berth_image::store::ImageRecord> {
+        let rec = self.inspect(key)?;
+        let c = &rec.config;
+        let mut section = serde_json::Map::new();
+        let mut put = |k: &str, v: serde_json::Value| {
+            if !v.is_null() {
+                section.insert(k.into(), v);
+            }
+        };
+        put("Env", serde_json::json!(c.env));
+        put("Cmd", serde_json::json!(c.cmd));
+        put("Entrypoint", serde_json::json!(c.entrypoint));
+        put("WorkingDir", serde_json::json!(c.working_dir));
+        put("User", serde_json::json!(c.user));
+        put("Labels", serde_json::json!(c.labels));
+        put("StopSignal", serde_json::json!(c.stop_signal));
+        if let Some(p) = &c.exposed_ports {
+            put(
+                "ExposedPorts",
+                serde_json::Value::Object(
+                    p.iter()
+                        .map(|k| (k.clone(), serde_json::json!({})))
+                        .collect(),
+                ),
+            );
+        }
+        if let Some(v) = &c.volumes {
+            put(
+                "Volumes",
+                serde_json::Value::Object(
+                    v.iter()
+                        .map(|k| (k.clone(), serde_json::json!({})))
+                        .collect(),
+                ),
+            );
+        }
+        for ch in changes {
+            berth_image::change::apply(&mut section, ch).map_err(|e| {
+                EngineError::InvalidParameter(format!("invalid change {ch:?}: {e}"))
+            })?;
+        }
+        let parent = self.images.record(
+            &rec.image
+                .parse()
+                .map_err(|_| EngineError::Internal(format!("bad image ID {}", rec.image)))?,
+        )?;
+        let upper = self.ctr_dir(&rec.id).join("diff");
+        let images = self.images.clone();
+        let (comment, author) = (comment.to_string(), author.to_string());
+        let created_by = format!("berth commit {}", &rec.id[..12]);
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut spool = tempfile::tempfile().map_err(io_err("create", Path::new("/tmp")))?;
+            berth_image::diff::write_diff(&upper, &mut spool).map_err(io_err("read", &upper))?;
+            spool.rewind().map_err(io_err("read", &upper))?;
+            Ok(images.commit(
+                &parent,
+                std::io::BufReader::new(spool),
+                serde_json::Value::Object(section),
+                reference.as_ref(),
+                &comment,
+                &author,
+                &created_by,
+                &crate::now(),
+            )?)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +405,35 @@ mod tests {
         assert_eq!(s.mode & (1 << 31), 1 << 31);
         let s = stat_of(&root.join("up")).unwrap();
         assert_eq!((s.mode & (1 << 27), s.link_target.as_str()), (1 << 27, "/"));
+    }
+
+    #[test]
+    fn changes_are_classified_against_the_layers() {
+        let d = tempfile::tempdir().unwrap();
+        let lower = d.path().join("lower");
+        let upper = d.path().join("upper");
+        std::fs::create_dir_all(lower.join("etc")).unwrap();
+        std::fs::write(lower.join("etc/kept"), "").unwrap();
+        std::fs::write(lower.join("etc/gone"), "").unwrap();
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::write(upper.join("etc/kept"), "changed").unwrap();
+        std::fs::write(upper.join("new"), "").unwrap();
+        // An overlayfs whiteout: a 0/0 character device (needs root, which the suite has).
+        let ok = rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &upper.join("etc/gone"),
+            rustix::fs::FileType::CharacterDevice,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .is_ok();
+        let c = changes_of(&upper, &[lower]);
+        let get = |p: &str| c.iter().find(|x| x.path == p).map(|x| x.kind);
+        assert_eq!(get("/etc"), Some(0));
+        assert_eq!(get("/etc/kept"), Some(0));
+        assert_eq!(get("/new"), Some(1));
+        if ok {
+            assert_eq!(get("/etc/gone"), Some(2));
+        }
     }
 }

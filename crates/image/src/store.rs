@@ -626,6 +626,98 @@ impl ImageStore {
         Ok(record)
     }
 
+    /// `docker commit`: a new image made of `parent`'s layers plus `layer` (a tar, e.g. a
+    /// container's changes from [`crate::diff::write_diff`]), with `config` as its runtime
+    /// config section and one more history entry; tagged `reference` if given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit<R: Read>(
+        &self,
+        parent: &ImageRecord,
+        layer: R,
+        config: serde_json::Value,
+        reference: Option<&Reference>,
+        comment: &str,
+        author: &str,
+        created_by: &str,
+        created: &str,
+    ) -> Result<ImageRecord, StoreError> {
+        let _lock = self.lock()?;
+        let parent_config: serde_json::Value =
+            serde_json::from_slice(&self.content.read(&parent.id)?)
+                .map_err(|e| meta_err(&self.content.blob_path(&parent.id), e.into()))?;
+        let parent_manifest: serde_json::Value =
+            serde_json::from_slice(&self.content.read(&parent.manifest)?)
+                .map_err(|e| meta_err(&self.content.blob_path(&parent.manifest), e.into()))?;
+        let (blob, size) = self
+            .content
+            .write(layer, &crate::content::Expected::default())?;
+        let opts = crate::layer::UnpackOptions::for_image_layers();
+        let file = self.content.open_blob(&blob)?;
+        let (chain, stats) = self.snapshots.unpack(
+            parent.chain.last(),
+            std::io::BufReader::new(file),
+            None,
+            &opts,
+        )?;
+        let diff_id = stats.diff_id.expect("unpack sets it");
+        let mut cfg = parent_config.clone();
+        cfg["created"] = serde_json::json!(created);
+        cfg["config"] = config;
+        if !author.is_empty() {
+            cfg["author"] = serde_json::json!(author);
+        }
+        let mut diff_ids = cfg["rootfs"]["diff_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        diff_ids.push(serde_json::json!(diff_id.to_string()));
+        cfg["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": diff_ids});
+        let mut history = cfg["history"].as_array().cloned().unwrap_or_default();
+        let mut h = serde_json::json!({"created": created, "created_by": created_by});
+        if !comment.is_empty() {
+            h["comment"] = serde_json::json!(comment);
+        }
+        if !author.is_empty() {
+            h["author"] = serde_json::json!(author);
+        }
+        history.push(h);
+        cfg["history"] = serde_json::json!(history);
+        let config_bytes = serde_json::to_vec(&cfg).expect("json");
+        let config_digest = self.content.put(&config_bytes)?;
+        let mut layers = parent_manifest["layers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        layers.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "size": size,
+            "digest": blob.to_string(),
+        }));
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config_bytes.len(), "digest": config_digest.to_string()},
+            "layers": layers,
+        });
+        let manifest_digest = self
+            .content
+            .put(&serde_json::to_vec(&manifest).expect("json"))?;
+        let mut chains = parent.chain.clone();
+        chains.push(chain);
+        let record = ImageRecord {
+            id: config_digest,
+            manifest: manifest_digest,
+            chain: chains,
+        };
+        self.write_record(&record)?;
+        if let Some(r) = reference {
+            let mut all = self.read_tags()?;
+            all.insert(r.to_string(), record.id.clone());
+            self.write_tags(&all)?;
+        }
+        Ok(record)
+    }
+
     /// Total unpacked size of an image's layers.
     pub fn size_of(&self, image: &ImageRecord) -> u64 {
         image.chain.iter().map(|c| self.snapshots.size(c)).sum()
