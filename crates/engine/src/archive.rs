@@ -421,7 +421,7 @@ mod tests {
         // An overlayfs whiteout: a 0/0 character device (needs root, which the suite has).
         let ok = rustix::fs::mknodat(
             rustix::fs::CWD,
-            &upper.join("etc/gone"),
+            upper.join("etc/gone"),
             rustix::fs::FileType::CharacterDevice,
             Mode::from_raw_mode(0o600),
             0,
