@@ -162,8 +162,14 @@ fn human_status(r: &Record) -> String {
         let secs = (chrono::Utc::now().timestamp() - unix(t)).max(0);
         human_duration(secs)
     };
+    let health = match r.state.health.as_ref().and_then(|h| h.status) {
+        Some(bollard_stubs::models::HealthStatusEnum::STARTING) => " (health: starting)",
+        Some(bollard_stubs::models::HealthStatusEnum::HEALTHY) => " (healthy)",
+        Some(bollard_stubs::models::HealthStatusEnum::UNHEALTHY) => " (unhealthy)",
+        _ => "",
+    };
     match r.state.status {
-        Status::Running => format!("Up {}", ago(&r.state.started_at)),
+        Status::Running => format!("Up {}{health}", ago(&r.state.started_at)),
         Status::Paused => format!("Up {} (Paused)", ago(&r.state.started_at)),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -290,7 +296,7 @@ pub async fn inspect(
             } else {
                 s.finished_at.clone()
             }),
-            health: None,
+            health: s.health.clone(),
         }),
         image: Some(r.image.clone()),
         resolv_conf_path: p("resolv.conf"),

@@ -746,3 +746,68 @@ fn diff_commit_and_export() {
         .iter()
         .any(|n| n.trim_start_matches("./") == "etc/group"));
 }
+
+#[test]
+fn health_checks_report_status_and_events() {
+    let Some(d) = setup() else { return };
+    let since = chrono_now_secs();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "100ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.5; touch /tmp/ok; sleep 600",
+    ]);
+    let status = |d: &Daemon| d.ok(&["inspect", "-f", "{{.State.Health.Status}}", "hc"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while status(&d) != "healthy\n" {
+        assert!(Instant::now() < deadline, "never healthy: {}", status(&d));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(d
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .contains("(healthy)"));
+    d.ok(&["exec", "hc", "rm", "/tmp/ok"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while status(&d) != "unhealthy\n" {
+        assert!(Instant::now() < deadline, "never unhealthy: {}", status(&d));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = d.ok(&[
+        "inspect",
+        "-f",
+        "{{(index .State.Health.Log 0).ExitCode}}",
+        "hc",
+    ]);
+    assert!(matches!(log.trim(), "0" | "1"), "{log}");
+    let until = (chrono_now_secs() + 1).to_string();
+    let events = d.ok(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until,
+        "--filter",
+        "container=hc",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert!(events.contains("health_status: healthy"), "{events}");
+    assert!(events.contains("health_status: unhealthy"), "{events}");
+}
+
+fn chrono_now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}

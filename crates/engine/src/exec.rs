@@ -122,20 +122,10 @@ impl Engine {
         }
     }
 
-    async fn spawn_exec(
-        self: &Arc<Self>,
-        id: &str,
-        ctr_id: &str,
-        config: &ExecConfig,
-    ) -> Result<DuplexStream> {
-        let rec = self.inspect(ctr_id)?;
-        if !rec.state.status.is_running() {
-            return Err(EngineError::Conflict(format!(
-                "Container {} is not running",
-                rec.id
-            )));
-        }
-        let dir = self.ctr_dir(&rec.id);
+    /// The OCI process for an exec: the container's own process (capabilities, rlimits,
+    /// no_new_privileges...) with the exec's command, environment, user and directory.
+    pub(crate) fn exec_process(&self, ctr_id: &str, config: &ExecConfig) -> Result<Value> {
+        let dir = self.ctr_dir(ctr_id);
         let spec_path = dir.join("config.json");
         let spec: Value =
             serde_json::from_slice(&std::fs::read(&spec_path).map_err(io_err("read", &spec_path))?)
@@ -176,6 +166,25 @@ impl Engine {
             let all = crate::spec::ALL_CAPS;
             process["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
         }
+        Ok(process)
+    }
+
+    async fn spawn_exec(
+        self: &Arc<Self>,
+        id: &str,
+        ctr_id: &str,
+        config: &ExecConfig,
+    ) -> Result<DuplexStream> {
+        let rec = self.inspect(ctr_id)?;
+        if !rec.state.status.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        let dir = self.ctr_dir(&rec.id);
+        let tty = config.tty.unwrap_or(false);
+        let process = self.exec_process(&rec.id, config)?;
         let pfile = dir.join(format!("exec-{id}.json"));
         std::fs::write(
             &pfile,

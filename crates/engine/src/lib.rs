@@ -19,6 +19,7 @@
 
 pub mod archive;
 pub mod exec;
+pub mod health;
 pub mod logs;
 mod names;
 pub mod record;
@@ -397,6 +398,18 @@ impl Engine {
         let mut host = body.host_config.clone().unwrap_or_default();
         let mut config = to_container_config(&body)?;
         spec::merge_image_config(&mut config, image_cfg.config().as_ref());
+        // HEALTHCHECK is a Docker extension the OCI config type does not carry: read it from
+        // the raw config.
+        let raw: serde_json::Value = self
+            .images
+            .content()
+            .read(&image.id)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let image_health: Option<bollard_stubs::models::HealthConfig> =
+            serde_json::from_value(raw["config"]["Healthcheck"].clone()).ok();
+        config.healthcheck = merge_health(config.healthcheck.take(), image_health);
         if config.hostname.as_deref().unwrap_or("").is_empty() {
             config.hostname = None;
         }
@@ -586,11 +599,13 @@ impl Engine {
                         finished_at: r.state.finished_at.clone(),
                         oom_killed: false,
                         error: String::new(),
+                        health: None,
                     };
                     r.manually_stopped = false;
                     r.clone()
                 };
-                self.persist(&rec)?;
+                self.start_health(ctr);
+                self.persist(&ctr.snapshot())?;
                 self.emit(&rec, "start", &[]);
                 Ok(())
             }
@@ -1313,6 +1328,7 @@ impl Engine {
                         }
                     }
                     ctr.phase.send_modify(|p| p.running = true);
+                    self.start_health(&ctr);
                     let this = self.clone();
                     tokio::spawn(async move { this.watch_exit(ctr, Some(waiter)).await });
                 }
@@ -1328,6 +1344,25 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The container's health check over the image's, field by field, as dockerd merges them.
+fn merge_health(
+    mine: Option<bollard_stubs::models::HealthConfig>,
+    image: Option<bollard_stubs::models::HealthConfig>,
+) -> Option<bollard_stubs::models::HealthConfig> {
+    let Some(img) = image else { return mine };
+    let Some(mut h) = mine else { return Some(img) };
+    if h.test.as_ref().is_none_or(|t| t.is_empty()) {
+        h.test = img.test;
+    }
+    let pick = |a: Option<i64>, b: Option<i64>| a.filter(|x| *x != 0).or(b);
+    h.interval = pick(h.interval, img.interval);
+    h.timeout = pick(h.timeout, img.timeout);
+    h.retries = pick(h.retries, img.retries);
+    h.start_period = pick(h.start_period, img.start_period);
+    h.start_interval = pick(h.start_interval, img.start_interval);
+    Some(h)
 }
 
 /// libcontainer's "executable 'x' not found in $PATH" in the words the docker CLI looks for

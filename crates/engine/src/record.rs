@@ -34,7 +34,7 @@ pub struct Record {
 }
 
 /// The run state.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct State {
     /// Docker's status word.
     pub status: Status,
@@ -50,6 +50,9 @@ pub struct State {
     pub oom_killed: bool,
     /// Why the last start failed.
     pub error: String,
+    /// The health check's state, for containers that have one.
+    #[serde(default)]
+    pub health: Option<bollard_stubs::models::Health>,
 }
 
 /// Docker's container states.
