@@ -1,90 +1,206 @@
 //! `berthd`: berth's daemon, serving the Docker Engine API on a unix socket.
 //!
-//! What it serves today is the image half of the API (see [`api`]); containers, volumes,
-//! events and the rest come with the daemon issue. A thin binary: flags, logging, the socket,
-//! signals.
+//! The API is mapped onto berth-engine in [`api`], [`containers`], [`volumes`] and [`system`];
+//! this file is the thin binary around them: settings, logging, the socket, signals.
 
 mod api;
+mod config;
 mod containers;
 mod system;
 mod volumes;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Parser;
 
-/// berthd: berth's daemon. Serves the Docker Engine API (images so far) on a unix socket.
+/// berthd: berth's daemon. Serves the Docker Engine API on a unix socket and runs containers.
 ///
 ///   berthd --host unix:///run/berth/berth.sock --root /var/lib/berth
 ///
-///   DOCKER_HOST=unix:///run/berth/berth.sock docker images
+///   DOCKER_HOST=unix:///run/berth/berth.sock docker run --rm busybox echo hi
+///
+/// Settings come from flags, then the config file (dockerd's daemon.json keys: data-root,
+/// exec-root, hosts, log-level, cgroup-parent), then defaults. SIGHUP re-reads the file
+/// (the log level applies at once); SIGTERM stops serving and leaves containers running.
 #[derive(Parser, Debug)]
 #[command(name = "berthd", version, verbatim_doc_comment)]
 struct Opts {
-    /// Where berth keeps its state (the same store `berth --data-root` uses).
-    #[arg(long, default_value = "/var/lib/berth")]
-    root: PathBuf,
-    /// The socket to listen on.
-    #[arg(short = 'H', long, default_value = "unix:///run/berth/berth.sock")]
-    host: String,
-    /// Per-boot state: monitor sockets and the OCI runtime's state.
-    #[arg(long, default_value = "/run/berth")]
-    exec_root: PathBuf,
+    /// Where berth keeps its state (default /var/lib/berth; the store `berth --data-root` uses).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// The socket to listen on (default unix:///run/berth/berth.sock).
+    #[arg(short = 'H', long)]
+    host: Option<String>,
+    /// Per-boot state: monitor sockets and the OCI runtime's state (default /run/berth).
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
     /// The OCI runtime (default: `berth-runtime` next to berthd, else on PATH).
     #[arg(long)]
     runtime: Option<PathBuf>,
-    /// The cgroup containers are made under.
-    #[arg(long, default_value = "/berth")]
-    cgroup_parent: String,
-    /// error, warn, info, debug or trace.
-    #[arg(long, default_value = "info")]
-    log_level: String,
+    /// The cgroup containers are made under (default /berth).
+    #[arg(long)]
+    cgroup_parent: Option<String>,
+    /// error, warn, info, debug or trace (default info).
+    #[arg(long)]
+    log_level: Option<String>,
+    /// The config file.
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    config_file: PathBuf,
+}
+
+const DEFAULT_CONFIG: &str = "/etc/berth/daemon.json";
+
+fn parse_level(s: &str) -> anyhow::Result<tracing_subscriber::filter::LevelFilter> {
+    s.parse()
+        .with_context(|| format!("invalid log level {s:?}: use error, warn, info, debug or trace"))
+}
+
+/// A daemon must not inherit its starter's signal settings: `nohup` and some test harnesses
+/// and service managers ignore or block SIGHUP, and tokio's handlers do not take over an
+/// ignored signal. Reset the signals berthd handles and clear the mask, before any thread
+/// exists.
+fn unblock_signals() {
+    // SAFETY: sigemptyset initialises the set it is given; sigprocmask with SIG_SETMASK and
+    // signal(SIG_DFL) only change this (still single-threaded) process's signal state.
+    unsafe {
+        for sig in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
 }
 
 fn main() -> anyhow::Result<()> {
+    unblock_signals();
     let opts = Opts::parse();
-    let level: tracing_subscriber::filter::LevelFilter = opts
-        .log_level
-        .parse()
-        .with_context(|| format!("invalid --log-level {:?}", opts.log_level))?;
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false)
-        .init();
-    let Some(socket) = opts.host.strip_prefix("unix://").map(PathBuf::from) else {
-        bail!(
-            "--host {:?}: only unix:///path sockets are supported",
-            opts.host
-        );
+    let explicit = opts.config_file != Path::new(DEFAULT_CONFIG);
+    let file = config::read(&opts.config_file, explicit)?;
+    let log_level = config::pick("log-level", opts.log_level.clone(), file.log_level.clone())?
+        .unwrap_or_else(|| "info".into());
+    let (filter, reload) = tracing_subscriber::reload::Layer::new(parse_level(&log_level)?);
+    {
+        use tracing_subscriber::prelude::*;
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
+            .init();
+    }
+    let root = config::pick("data-root", opts.root.clone(), file.data_root.clone())?
+        .unwrap_or_else(|| PathBuf::from("/var/lib/berth"));
+    let host = config::pick(
+        "hosts",
+        opts.host.clone(),
+        file.hosts.as_ref().and_then(|h| h.first().cloned()),
+    )?
+    .unwrap_or_else(|| "unix:///run/berth/berth.sock".into());
+    let exec_root = config::pick("exec-root", opts.exec_root.clone(), file.exec_root.clone())?
+        .unwrap_or_else(|| PathBuf::from("/run/berth"));
+    let cgroup_parent = config::pick(
+        "cgroup-parent",
+        opts.cgroup_parent.clone(),
+        file.cgroup_parent.clone(),
+    )?
+    .unwrap_or_else(|| "/berth".into());
+    let runtime = config::pick("runtime", opts.runtime.clone(), file.runtime.clone())?
+        .unwrap_or_else(|| sibling("berth-runtime"));
+    let Some(socket) = host.strip_prefix("unix://").map(PathBuf::from) else {
+        bail!("--host {host:?}: only unix:///path sockets are supported");
     };
     let images = Arc::new(
-        berth_image::store::ImageStore::open(&opts.root)
-            .with_context(|| format!("open the image store in {}", opts.root.display()))?,
+        berth_image::store::ImageStore::open(&root)
+            .with_context(|| format!("open the image store in {}", root.display()))?,
     );
     let config = berth_engine::EngineConfig {
-        root: opts.root.clone(),
-        exec_root: opts.exec_root.clone(),
-        runtime: opts
-            .runtime
-            .clone()
-            .unwrap_or_else(|| sibling("berth-runtime")),
+        root,
+        exec_root,
+        runtime,
         monitor: sibling("berth-monitor"),
-        cgroup_parent: opts.cgroup_parent.clone(),
+        cgroup_parent,
     };
     // Two workers are plenty for a unix socket; the store's work runs on the blocking pool.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let config_file = opts.config_file.clone();
     rt.block_on(async move {
         let engine = berth_engine::Engine::open(config, images.clone())
             .await
             .context("restore containers")?;
+        // Registered before serving, so a SIGHUP never meets the default action (exit).
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("SIGHUP handler")?;
+        tokio::spawn(reload_on_hup(hup, config_file, explicit, file, reload));
         serve(socket, Arc::new(api::Daemon { images, engine })).await
     })
+}
+
+/// SIGHUP: re-read the config file; apply the log level, name what needs a restart.
+async fn reload_on_hup(
+    mut hup: tokio::signal::unix::Signal,
+    path: PathBuf,
+    explicit: bool,
+    mut current: config::File,
+    reload: tracing_subscriber::reload::Handle<
+        tracing_subscriber::filter::LevelFilter,
+        tracing_subscriber::Registry,
+    >,
+) {
+    while hup.recv().await.is_some() {
+        let new = match config::read(&path, explicit) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!("reload: {e:#}; keeping the running configuration");
+                continue;
+            }
+        };
+        if new.log_level != current.log_level {
+            if let Some(l) = &new.log_level {
+                match parse_level(l) {
+                    Ok(level) => {
+                        let _ = reload.modify(|f| *f = level);
+                    }
+                    Err(e) => {
+                        tracing::error!("reload: {e:#}; keeping the running configuration");
+                        continue;
+                    }
+                }
+            }
+        }
+        let needs_restart: Vec<&str> = [
+            ("data-root", new.data_root != current.data_root),
+            ("exec-root", new.exec_root != current.exec_root),
+            ("hosts", new.hosts != current.hosts),
+            ("cgroup-parent", new.cgroup_parent != current.cgroup_parent),
+            ("runtime", new.runtime != current.runtime),
+        ]
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(k, _)| k)
+        .collect();
+        if !needs_restart.is_empty() {
+            tracing::warn!(
+                "reload: {} take effect at the next start",
+                needs_restart.join(", ")
+            );
+        }
+        tracing::info!(
+            log_level = new.log_level.as_deref().unwrap_or("info"),
+            "configuration reloaded from {}",
+            path.display()
+        );
+        current = new;
+    }
 }
 
 /// A berth binary installed next to berthd, or else found on PATH.

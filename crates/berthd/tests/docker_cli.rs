@@ -135,3 +135,95 @@ fn sigterm_stops_berthd_and_removes_its_socket() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn config_file_settings_and_sighup_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("cfg.sock");
+    let cfg = dir.path().join("daemon.json");
+    let write = |level: &str| {
+        std::fs::write(
+            &cfg,
+            serde_json::json!({
+                "data-root": dir.path().join("root"),
+                "exec-root": dir.path().join("exec"),
+                "hosts": [format!("unix://{}", sock.display())],
+                "log-level": level,
+                "cgroup-parent": "berth-cfg-test",
+            })
+            .to_string(),
+        )
+        .unwrap();
+    };
+    write("error");
+    let log = dir.path().join("log");
+    let child = Command::new(BERTHD)
+        .arg("--config-file")
+        .arg(&cfg)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed however the test ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "berthd did not listen on the configured socket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(dir.path().join("root").is_dir(), "data-root from the file");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("berthd serving"),
+        "log-level error hides info: {text}"
+    );
+    // SIGHUP with a new log level: applied at once.
+    write("info");
+    let _ = Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("configuration reloaded")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload seen: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = Command::new("kill").arg(child.0.id().to_string()).status();
+    assert!(child.0.wait().unwrap().success());
+
+    // A setting both as a flag and in the file, and an unknown key, are refused.
+    let out = Command::new(BERTHD)
+        .arg("--config-file")
+        .arg(&cfg)
+        .arg("--log-level")
+        .arg("debug")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("both as a flag and in the configuration file"));
+    std::fs::write(&cfg, r#"{"no-such-key": true}"#).unwrap();
+    let out = Command::new(BERTHD)
+        .arg("--config-file")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
+}
