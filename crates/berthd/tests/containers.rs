@@ -811,3 +811,118 @@ fn chrono_now_secs() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// What is mounted under `dir`, from /proc/self/mountinfo.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&needle))
+        .map(String::from)
+        .collect()
+}
+
+/// Every container is in a state its surroundings agree with: running ones answer `exec`
+/// and are the only ones with a mounted rootfs and a cgroup.
+fn assert_consistent(d: &Daemon, round: usize) {
+    let list = d.ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.State}}"]);
+    let mut running = Vec::new();
+    for line in list.lines() {
+        let (id, state) = line.split_once(' ').unwrap();
+        match state {
+            "running" => {
+                let out = d.docker(&["exec", id, "true"]);
+                let err = String::from_utf8_lossy(&out.stderr);
+                // A `run --rm ... true` caught mid-run may end (and go) in between.
+                let ended = err.contains("No such container") || err.contains("is not running");
+                assert!(
+                    out.status.success() || ended,
+                    "round {round}: running {id} does not answer exec: {err}"
+                );
+                if out.status.success() {
+                    running.push(id.to_string());
+                }
+            }
+            "created" | "exited" => {}
+            other => panic!("round {round}: {id} is {other}"),
+        }
+    }
+    for m in mounts_under(&d.root()) {
+        assert!(
+            running.iter().any(|id| m.contains(id.as_str())),
+            "round {round}: {m} is mounted but its container is not running"
+        );
+    }
+    let parent = Path::new("/sys/fs/cgroup/pids").join(d.cgroup_parent());
+    if let Ok(rd) = std::fs::read_dir(&parent) {
+        for e in rd.flatten().filter(|e| e.path().is_dir()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                running.contains(&name),
+                "round {round}: cgroup {name} exists but its container is not running"
+            );
+        }
+    }
+}
+
+#[test]
+fn berthd_killed_at_any_moment_leaves_a_consistent_state() {
+    let Some(mut d) = setup() else { return };
+    let socket = d.socket();
+    let config = d.dir.path().join("docker-config");
+    let mut seed: u64 = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    for round in 0..6 {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let stop = stop.clone();
+            let (socket, config) = (socket.clone(), config.clone());
+            std::thread::spawn(move || {
+                let docker = |args: &[&str]| {
+                    let _ = std::process::Command::new("docker")
+                        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+                        .env("DOCKER_CONFIG", &config)
+                        .args(args)
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                };
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let name = format!("c{round}-{i}");
+                    docker(&["run", "-d", "--name", &name, "busybox", "sleep", "600"]);
+                    docker(&["run", "--rm", "busybox", "true"]);
+                    if i % 2 == 0 {
+                        docker(&["rm", "-f", &name]);
+                    }
+                    i += 1;
+                }
+            })
+        };
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = 150 + (seed >> 33) % 600;
+        std::thread::sleep(Duration::from_millis(delay));
+        d.kill9();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churn.join().unwrap();
+        d.spawn();
+        eprintln!("round {round}: killed after {delay} ms");
+        assert_consistent(&d, round);
+    }
+    // And all of it goes away cleanly.
+    let ids = d.ok(&["ps", "-aq"]);
+    for id in ids.split_whitespace() {
+        d.ok(&["rm", "-f", id]);
+    }
+    assert!(mounts_under(&d.root()).is_empty());
+    assert_eq!(
+        std::fs::read_dir(d.root().join("containers"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

@@ -650,6 +650,23 @@ impl Engine {
             let _ = berth_image::snapshot::unmount(&rootfs);
             return Err(e);
         }
+        // Held by the monitor for its whole life (see restore_one); taken here, before the
+        // spawn, so there is no moment at which a live monitor does not hold it.
+        let lock_path = dir.join("monitor.lock");
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("open", &lock_path))?;
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            let _ = berth_image::snapshot::unmount(&rootfs);
+            return Err(EngineError::Conflict(format!(
+                "container {} already has a monitor",
+                rec.id
+            )));
+        }
+        let lock_fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
         let (ours, theirs) =
             std::os::unix::net::UnixStream::pair().map_err(io_err("socketpair", &dir))?;
         let theirs: OwnedFd = theirs.into();
@@ -670,11 +687,13 @@ impl Engine {
         unsafe {
             cmd.pre_exec(move || {
                 libc_setsid_dup(raw, berth_monitor::SYNC_FD)?;
+                libc_dup_to(lock_fd, berth_monitor::LOCK_FD)?;
                 Ok(())
             });
         }
         let child = cmd.spawn().map_err(io_err("start", &self.cfg.monitor));
         drop(theirs);
+        drop(lock);
         let mut child = match child {
             Ok(c) => c,
             Err(e) => {
@@ -1282,6 +1301,62 @@ impl Engine {
         Ok(self.ctr_dir(&self.find(key)?.id))
     }
 
+    /// Brings one container's record in line with what is really there. The monitor holds
+    /// `monitor.lock` (taken by berthd before the monitor is spawned, inherited by it) for as
+    /// long as it lives, so "is a monitor alive" has an exact answer even for a start that
+    /// was cut short between spawning the monitor and recording it.
+    async fn restore_one(self: &Arc<Self>, ctr: &Arc<Ctr>, rec: &Record, path: &Path) {
+        let alive = monitor_alive(&path.join("monitor.lock"));
+        if alive {
+            // The monitor may still be starting: its socket comes first thing, give it time.
+            let mut waiter = None;
+            for _ in 0..200 {
+                if let Ok(w) = connect(&self.socket(&rec.id), &Request::Wait).await {
+                    waiter = Some(w);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            tracing::info!(id = rec.id, "container still running: restored");
+            {
+                let mut r = ctr.rec.lock().expect("record lock");
+                if !r.state.status.is_running() {
+                    r.state.status = Status::Running;
+                    r.state.started_at = now();
+                }
+                if let Ok(p) = std::fs::read_to_string(path.join("init.pid")) {
+                    r.state.pid = p.trim().parse().unwrap_or(r.state.pid);
+                }
+            }
+            let _ = self.persist(&ctr.snapshot());
+            ctr.phase.send_modify(|p| p.running = true);
+            self.start_health(ctr);
+            let this = self.clone();
+            let c = ctr.clone();
+            tokio::spawn(async move { this.watch_exit(c, waiter).await });
+            return;
+        }
+        // No monitor. An exit it recorded that the record does not have yet (exit.json is
+        // removed at every start, so one that exists is about the last run).
+        let unapplied_exit = rec.state.status != Status::Exited && path.join("exit.json").exists();
+        if rec.state.status.is_running() || rec.state.status == Status::Restarting || unapplied_exit
+        {
+            let exit = self.exit_after_lost_monitor(&rec.id).await;
+            self.exited(ctr, exit).await;
+            return;
+        }
+        // Created or exited: nothing may be left mounted or in the runtime (a start cut
+        // short by a crash leaves the rootfs mounted).
+        let _ = berth_image::snapshot::unmount(&path.join("rootfs"));
+        if self.cfg.exec_root.join("runtime").join(&rec.id).exists() {
+            let _ = self.runtime_cmd(&["delete", "--force", &rec.id]).await;
+        }
+        if rec.state.status == Status::Exited && rec.host_config.auto_remove == Some(true) {
+            // An --rm container that exited while we were away.
+            let _ = self.remove(&rec.id, true, true).await;
+        }
+    }
+
     /// Reads back the state after a restart.
     async fn restore(self: &Arc<Self>) -> Result<()> {
         let dir = self.cfg.root.join("containers");
@@ -1312,35 +1387,7 @@ impl Engine {
                 .lock()
                 .expect("containers lock")
                 .insert(rec.id.clone(), ctr.clone());
-            if rec.state.status == Status::Exited && rec.host_config.auto_remove != Some(true)
-                || rec.state.status == Status::Created && !self.socket(&rec.id).exists()
-            {
-                continue;
-            }
-            match connect(&self.socket(&rec.id), &Request::Wait).await {
-                Ok(waiter) => {
-                    tracing::info!(id = rec.id, "container still running: restored");
-                    if !rec.state.status.is_running() {
-                        let mut r = ctr.rec.lock().expect("record lock");
-                        r.state.status = Status::Running;
-                        if let Ok(p) = std::fs::read_to_string(path.join("init.pid")) {
-                            r.state.pid = p.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    ctr.phase.send_modify(|p| p.running = true);
-                    self.start_health(&ctr);
-                    let this = self.clone();
-                    tokio::spawn(async move { this.watch_exit(ctr, Some(waiter)).await });
-                }
-                Err(_) if rec.state.status == Status::Exited => {
-                    // An --rm container that exited while we were away.
-                    let _ = self.remove(&rec.id, true, true).await;
-                }
-                Err(_) => {
-                    let exit = self.exit_after_lost_monitor(&rec.id).await;
-                    self.exited(&ctr, exit).await;
-                }
-            }
+            self.restore_one(&ctr, &rec, &path).await;
         }
         Ok(())
     }
@@ -1536,6 +1583,37 @@ fn libc_setsid_dup(fd: i32, to: i32) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `fd` becomes descriptor `to`, inherited across exec (for the monitor's pre-exec hook).
+fn libc_dup_to(fd: i32, to: i32) -> std::io::Result<()> {
+    // SAFETY: plain syscalls on descriptors open in this process, between fork and exec,
+    // where they are async-signal-safe.
+    let r = unsafe {
+        if fd == to {
+            libc::fcntl(fd, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(fd, to)
+        }
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether a monitor holds the container's lock file.
+fn monitor_alive(lock: &Path) -> bool {
+    let Ok(f) = std::fs::File::options().write(true).open(lock) else {
+        return false;
+    };
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            let _ = rustix::fs::flock(&f, rustix::fs::FlockOperation::Unlock);
+            false
+        }
+        Err(_) => true,
+    }
 }
 
 fn random_id() -> Result<String> {

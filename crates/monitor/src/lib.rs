@@ -27,6 +27,9 @@ use serde::{Deserialize, Serialize};
 
 /// The fd on which a freshly started monitor finds its sync socket.
 pub const SYNC_FD: i32 = 3;
+/// The fd of the container's `monitor.lock`, locked by the engine and held by the monitor
+/// (open, untouched) for its whole life: the lock says whether a monitor is alive.
+pub const LOCK_FD: i32 = 4;
 
 /// Everything a monitor needs to run one container.
 #[derive(Debug, Clone, Serialize, Deserialize)]

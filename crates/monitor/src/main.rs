@@ -50,6 +50,12 @@ fn main() {
     }
     // SAFETY: fd 3 is open (checked above) and was handed to us to own by the engine.
     let sync = unsafe { UnixStream::from_raw_fd(berth_monitor::SYNC_FD) };
+    // The sync socket and the lock (fd 4, held open for our whole life and never touched
+    // again) must not leak into the runtime or the container.
+    let _ = rustix::io::fcntl_setfd(&sync, rustix::io::FdFlags::CLOEXEC);
+    // SAFETY: only borrowed for the fcntl; fcntl on a closed fd fails harmlessly.
+    let lock = unsafe { rustix::fd::BorrowedFd::borrow_raw(berth_monitor::LOCK_FD) };
+    let _ = rustix::io::fcntl_setfd(lock, rustix::io::FdFlags::CLOEXEC);
     let cfg: Config = match std::fs::read(&path)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
