@@ -125,11 +125,50 @@ fn dispatch(opts: Opts) -> anyhow::Result<u8> {
                     serde_json::to_string_pretty(&berth_runtime::features::features())?
                 );
             }
-            CommonCmd::Update(_) => bail!("update is not supported yet"),
+            CommonCmd::Update(a) => update(&rt, a)?,
             CommonCmd::Checkpointt(_) => bail!("checkpoint is not supported (no CRIU)"),
         },
     }
     Ok(0)
+}
+
+/// `update`: runc's flags, or `-r file.json` with a LinuxResources object.
+fn update(rt: &Runtime, a: liboci_cli::Update) -> anyhow::Result<()> {
+    let change = match &a.resources {
+        Some(path) => {
+            let text = if path.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?
+            };
+            let r: oci_spec::runtime::LinuxResources = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a LinuxResources object", path.display()))?;
+            let m = r.memory().clone().unwrap_or_default();
+            let c = r.cpu().clone().unwrap_or_default();
+            runtime::UpdateResources {
+                memory: m.limit(),
+                memory_swap: m.swap(),
+                memory_reservation: m.reservation(),
+                cpu_shares: c.shares(),
+                cpu_quota: c.quota(),
+                cpu_period: c.period(),
+                cpuset_cpus: c.cpus().clone(),
+                pids_limit: r.pids().as_ref().map(|p| p.limit()),
+            }
+        }
+        None => runtime::UpdateResources {
+            memory: a.memory.map(|v| v as i64),
+            memory_swap: a.memory_swap,
+            memory_reservation: a.memory_reservation.map(|v| v as i64),
+            cpu_shares: a.cpu_share,
+            cpu_quota: a.cpu_quota.map(|v| v as i64),
+            cpu_period: a.cpu_period,
+            cpuset_cpus: a.cpuset_cpus.clone(),
+            pids_limit: a.pids_limit,
+        },
+    };
+    rt.update(&a.container_id, &change)?;
+    Ok(())
 }
 
 /// `run`: create + start, then (unless detached) wait, forwarding signals, and exit with the

@@ -72,6 +72,7 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/top", get(containers::top))
         .route("/containers/{id}/changes", get(containers::changes))
+        .route("/containers/{id}/update", post(containers::update))
         .route("/containers/{id}/export", get(containers::export))
         .route("/commit", post(containers::commit))
         .route(

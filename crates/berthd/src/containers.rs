@@ -1050,6 +1050,23 @@ pub async fn commit(
     Ok((StatusCode::CREATED, Json(json!({"Id": img.id.to_string()}))))
 }
 
+/// `POST /containers/{id}/update`.
+pub async fn update(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let u: bollard_stubs::models::ContainerUpdateBody =
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("invalid JSON in the request body: {e}"),
+            )
+        })?;
+    d.engine.update(&id, u).await?;
+    Ok(Json(json!({"Warnings": []})))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -926,3 +926,59 @@ fn berthd_killed_at_any_moment_leaves_a_consistent_state() {
         0
     );
 }
+
+#[test]
+fn update_changes_limits_of_a_running_container() {
+    let Some(d) = setup() else { return };
+    d.ok(&[
+        "run", "-d", "--name", "up", "--memory", "32m", "busybox", "sleep", "600",
+    ]);
+    let read = |f: &str| {
+        d.ok(&[
+            "exec",
+            "up",
+            "sh",
+            "-c",
+            &format!("cat /sys/fs/cgroup/{f} 2>/dev/null || echo missing"),
+        ])
+        .trim()
+        .to_string()
+    };
+    let v1 = read("memory/memory.limit_in_bytes") != "missing";
+    d.ok(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--pids-limit",
+        "7",
+        "up",
+    ]);
+    if v1 {
+        assert_eq!(read("memory/memory.limit_in_bytes"), "67108864");
+        assert_eq!(read("pids/pids.max"), "7");
+    } else {
+        assert_eq!(read("memory.max"), "67108864");
+        assert_eq!(read("pids.max"), "7");
+    }
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+            "up"
+        ]),
+        "67108864 7\n"
+    );
+    // Kept in the record: a restart applies the updated limits again.
+    d.ok(&["restart", "-t", "0", "up"]);
+    if v1 {
+        assert_eq!(read("memory/memory.limit_in_bytes"), "67108864");
+    }
+    let e = d.fails(&["update", "--memory", "64m", "--memory-swap", "32m", "up"]);
+    assert!(e.contains("memoryswap limit should be larger"), "{e}");
+    assert!(d
+        .fails(&["update", "--memory", "8m", "nosuch"])
+        .contains("No such container"));
+}
