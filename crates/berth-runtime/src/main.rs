@@ -143,7 +143,7 @@ fn update(rt: &Runtime, a: liboci_cli::Update) -> anyhow::Result<()> {
             };
             let r: oci_spec::runtime::LinuxResources = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not a LinuxResources object", path.display()))?;
-            let m = r.memory().clone().unwrap_or_default();
+            let m = (*r.memory()).unwrap_or_default();
             let c = r.cpu().clone().unwrap_or_default();
             runtime::UpdateResources {
                 memory: m.limit(),

@@ -376,7 +376,7 @@ impl Runtime {
             || change.memory_swap.is_some()
             || change.memory_reservation.is_some()
         {
-            let old = res.memory().clone().unwrap_or_default();
+            let old = (*res.memory()).unwrap_or_default();
             let mut m = LinuxMemoryBuilder::default();
             if let Some(v) = change.memory.or(old.limit()) {
                 m = m.limit(v);
