@@ -25,6 +25,7 @@ mod names;
 pub mod record;
 pub mod spec;
 pub mod stats;
+mod update;
 pub mod volumes;
 
 use std::collections::HashMap;
