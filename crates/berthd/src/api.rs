@@ -53,6 +53,7 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
         .route("/images/json", get(list_images))
         .route("/images/load", post(load_images))
         .route("/images/create", post(create_image))
+        .route("/images/prune", post(prune_images))
         .route("/images/get", get(get_images))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
@@ -361,12 +362,10 @@ async fn image_delete(
     blocking(move || {
         let engine = d.engine.clone();
         let in_use = move |id: &Digest| engine.image_in_use(id);
+        // A forced removal of an image a container uses only untags it (the store keeps it
+        // while it is in use), so collecting garbage never takes a container's layers.
         let r = d.images.remove(&name, force, &in_use)?;
-        // A forced removal of an image a container uses keeps its layers: the container's
-        // rootfs is made of them.
-        if !r.deleted.iter().any(in_use) {
-            d.images.gc()?;
-        }
+        d.images.gc()?;
         let mut out: Vec<ImageDeleteResponseItem> = r
             .untagged
             .iter()
@@ -513,6 +512,50 @@ async fn create_image(State(d): State<Arc<Daemon>>, uri: Uri, body: Body) -> Api
         format!("{}\n", json!({"status": img.id.to_string()})),
     )
         .into_response())
+}
+
+/// `POST /images/prune`: dangling images no container uses (with the `dangling=false`
+/// filter, every image no container uses).
+async fn prune_images(
+    State(d): State<Arc<Daemon>>,
+    uri: Uri,
+) -> ApiResult<Json<serde_json::Value>> {
+    let filters = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "filters")
+        .map(|(_, v)| containers::parse_filters(&v))
+        .transpose()?
+        .unwrap_or_default();
+    let all = filters
+        .get("dangling")
+        .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
+    let out = blocking(move || {
+        let engine = d.engine.clone();
+        let in_use = move |id: &Digest| engine.image_in_use(id);
+        let total = |d: &Daemon| -> u64 {
+            let snaps = d.images.snapshots();
+            snaps.list().iter().map(|c| snaps.size(c)).sum()
+        };
+        let before = total(&d);
+        let mut deleted: Vec<serde_json::Value> = Vec::new();
+        if all {
+            for img in d.images.images()? {
+                if in_use(&img.id) {
+                    continue;
+                }
+                for t in d.images.tags_of(&img.id)? {
+                    deleted.push(json!({"Untagged": t.familiar()}));
+                }
+                let r = d.images.remove(&img.id.to_string(), true, &in_use)?;
+                deleted.extend(r.deleted.iter().map(|x| json!({"Deleted": x.to_string()})));
+            }
+        }
+        let (removed, _) = d.images.prune_dangling(&in_use)?;
+        deleted.extend(removed.iter().map(|x| json!({"Deleted": x.to_string()})));
+        let freed = before.saturating_sub(total(&d));
+        Ok(json!({"ImagesDeleted": deleted, "SpaceReclaimed": freed}))
+    })
+    .await?;
+    Ok(Json(out))
 }
 
 /// `POST /images/load`: the body is the archive. The reply is a stream of JSON messages, as

@@ -982,3 +982,32 @@ fn update_changes_limits_of_a_running_container() {
         .fails(&["update", "--memory", "8m", "nosuch"])
         .contains("No such container"));
 }
+
+#[test]
+fn forced_rmi_and_prune_keep_what_containers_use() {
+    let Some(d) = setup() else { return };
+    d.ok(&["run", "-d", "--name", "user", "busybox", "sleep", "600"]);
+    let image = d
+        .ok(&["inspect", "-f", "{{.Image}}", "user"])
+        .trim()
+        .to_string();
+    assert!(d
+        .fails(&["rmi", "busybox"])
+        .contains("being used by a container"));
+    // Forced: the tag goes, the image and its layers stay while the container needs them.
+    assert_eq!(
+        d.ok(&["rmi", "-f", "busybox"]).trim(),
+        "Untagged: busybox:latest"
+    );
+    d.ok(&["image", "prune", "-af"]);
+    assert_eq!(
+        d.ok(&["run", "--rm", &image, "echo", "layers intact"]),
+        "layers intact\n"
+    );
+    d.ok(&["restart", "-t", "0", "user"]);
+    // Once the container is gone, prune takes the image.
+    d.ok(&["rm", "-f", "user"]);
+    let out = d.ok(&["image", "prune", "-f"]);
+    assert!(out.contains(&image), "{out}");
+    assert_eq!(d.ok(&["images", "-aq"]), "");
+}

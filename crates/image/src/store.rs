@@ -248,7 +248,8 @@ impl ImageStore {
 
     /// `docker rmi`: a reference removes that tag, and the image once no tag is left; an ID
     /// removes the image if it has at most one tag (more need `force`). An image that
-    /// `in_use` says a container uses is refused unless `force`.
+    /// `in_use` says a container uses is refused unless `force`, and then only untagged: it
+    /// stays (dangling) while a container needs its layers.
     pub fn remove(
         &self,
         name: &str,
@@ -292,6 +293,11 @@ impl ImageStore {
             removed.untagged.extend(Reference::parse(r).ok());
         }
         self.write_tags(&tags)?;
+        if in_use(&image.id) {
+            // Forced while a container uses it: the tags go, the image stays (dangling) for
+            // as long as the container needs its layers; prune and gc skip it.
+            return Ok(removed);
+        }
         let path = self.record_path(&image.id);
         std::fs::remove_file(&path).map_err(|e| meta_err(&path, e))?;
         sync_dir(&self.root.join("images"))?;

@@ -75,10 +75,18 @@ fn rmi_follows_dockers_rules() {
     let used = |d: &Digest| d == &id;
     let err = s.remove("demo", false, &used).unwrap_err().to_string();
     assert!(err.contains("image is being used by a container"), "{err}");
+    // Forced: untagged, but kept (dangling) while in use, so its layers stay.
     let r = s.remove("demo", true, &used).unwrap();
+    assert!(r.deleted.is_empty());
+    assert_eq!(r.untagged.len(), 1);
+    assert!(s.tags().unwrap().is_empty());
+    assert_eq!(s.images().unwrap().len(), 1);
+    let (pruned, _) = s.prune_dangling(&used).unwrap();
+    assert!(pruned.is_empty(), "prune keeps what is in use");
+    // No longer in use: removed.
+    let r = s.remove(&id.to_string(), false, NOBODY).unwrap();
     assert_eq!(r.deleted, vec![id.clone()]);
     assert!(s.images().unwrap().is_empty());
-    assert!(s.tags().unwrap().is_empty());
 }
 
 #[test]
