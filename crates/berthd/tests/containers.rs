@@ -1011,3 +1011,35 @@ fn forced_rmi_and_prune_keep_what_containers_use() {
     assert!(out.contains(&image), "{out}");
     assert_eq!(d.ok(&["images", "-aq"]), "");
 }
+
+#[test]
+fn devices_are_passed_in_with_their_numbers() {
+    let Some(d) = setup() else { return };
+    // /dev/null always exists; under another name it is only there when asked for.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/null:/dev/mynull",
+        "busybox",
+        "sh",
+        "-c",
+        "stat -c '%t:%T' /dev/mynull; echo x > /dev/mynull && echo writable",
+    ]);
+    assert_eq!(out, "1:3\nwritable\n");
+    assert!(!d
+        .docker(&["run", "--rm", "busybox", "test", "-e", "/dev/mynull"])
+        .status
+        .success());
+    let e = d.fails(&["run", "--rm", "--device", "/etc/passwd", "busybox", "true"]);
+    assert!(e.contains("not a device node"), "{e}");
+    let e = d.fails(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/no-such-dev",
+        "busybox",
+        "true",
+    ]);
+    assert!(e.contains("error gathering device information"), "{e}");
+}

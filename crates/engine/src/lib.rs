@@ -471,9 +471,11 @@ impl Engine {
                 cgroup: "/probe",
                 cgroup_v2: self.cgroup_v2,
                 mounts: &[],
+                devices: &[],
             },
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;
+        resolve_devices(&host)?;
         for b in host.binds.clone().unwrap_or_default() {
             spec::parse_bind(&b).map_err(|e| EngineError::InvalidParameter(e.0))?;
         }
@@ -808,6 +810,7 @@ impl Engine {
                 cgroup: &cgroup,
                 cgroup_v2: self.cgroup_v2,
                 mounts: &rec.mounts,
+                devices: &resolve_devices(&rec.host_config)?,
             },
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;
@@ -1601,6 +1604,49 @@ fn libc_dup_to(fd: i32, to: i32) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `--device`s as the spec needs them: each host path must be a device node.
+fn resolve_devices(h: &bollard_stubs::models::HostConfig) -> Result<Vec<spec::Device>> {
+    let mut out = Vec::new();
+    for d in h.devices.clone().unwrap_or_default() {
+        let host = d.path_on_host.clone().unwrap_or_default();
+        let ctr = d
+            .path_in_container
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| host.clone());
+        let access = d
+            .cgroup_permissions
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "rwm".into());
+        let (host, ctr, access) = spec::parse_device(&format!("{host}:{ctr}:{access}"))
+            .map_err(|e| EngineError::InvalidParameter(e.0))?;
+        let st = rustix::fs::stat(host.as_str()).map_err(|e| {
+            EngineError::InvalidParameter(format!(
+                "error gathering device information while adding custom device {host:?}: {e}"
+            ))
+        })?;
+        let kind = match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+            rustix::fs::FileType::CharacterDevice => 'c',
+            rustix::fs::FileType::BlockDevice => 'b',
+            _ => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "{host} is not a device node"
+                )))
+            }
+        };
+        out.push(spec::Device {
+            path: ctr,
+            kind,
+            major: rustix::fs::major(st.st_rdev) as u64,
+            minor: rustix::fs::minor(st.st_rdev) as u64,
+            mode: st.st_mode & 0o777,
+            access,
+        });
+    }
+    Ok(out)
 }
 
 /// Whether a monitor holds the container's lock file.

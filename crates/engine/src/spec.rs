@@ -281,6 +281,49 @@ pub struct Inputs<'a> {
     pub cgroup_v2: bool,
     /// Binds, volumes and tmpfs mounts, resolved from `-v`/`--mount`/`VOLUME` by the engine.
     pub mounts: &'a [bollard_stubs::models::MountPoint],
+    /// Host devices (`--device`), resolved by the engine.
+    pub devices: &'a [Device],
+}
+
+/// A host device made available in the container (`--device`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Where it appears in the container.
+    pub path: String,
+    /// `c` or `b`.
+    pub kind: char,
+    /// Major number.
+    pub major: u64,
+    /// Minor number.
+    pub minor: u64,
+    /// Permission bits of the node.
+    pub mode: u32,
+    /// cgroup access: some of `rwm`.
+    pub access: String,
+}
+
+/// Splits `--device host[:container[:rwm]]` (Docker's forms).
+pub fn parse_device(spec: &str) -> Result<(String, String, String), SpecError> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let valid_access = |a: &str| !a.is_empty() && a.chars().all(|c| "rwm".contains(c));
+    let (host, ctr, access) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, a] if valid_access(a) => (*h, *h, *a),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, a] => (*h, *c, *a),
+        _ => return Err(bad(format!("invalid device specification: {spec}"))),
+    };
+    if !host.starts_with('/') || !ctr.starts_with('/') {
+        return Err(bad(format!(
+            "invalid device specification: {spec}: paths must be absolute"
+        )));
+    }
+    if !valid_access(access) {
+        return Err(bad(format!(
+            "invalid device specification: {spec}: bad cgroup permissions {access:?}"
+        )));
+    }
+    Ok((host.into(), ctr.into(), access.into()))
 }
 
 /// Builds config.json.
@@ -469,6 +512,9 @@ pub fn build(c: &ContainerConfig, h: &HostConfig, i: &Inputs) -> Result<Value, S
             devices.push(d);
         }
     }
+    for d in i.devices {
+        devices.push(json!({"allow": true, "type": d.kind.to_string(), "major": d.major, "minor": d.minor, "access": d.access}));
+    }
     resources["devices"] = json!(devices);
     let memory = h.memory.unwrap_or(0);
     if memory > 0 {
@@ -540,6 +586,16 @@ pub fn build(c: &ContainerConfig, h: &HostConfig, i: &Inputs) -> Result<Value, S
     }
     if let Some(s) = h.sysctls.clone().filter(|s| !s.is_empty()) {
         linux["sysctl"] = json!(s);
+    }
+    if !i.devices.is_empty() {
+        linux["devices"] = json!(i
+            .devices
+            .iter()
+            .map(|d| json!({
+                "path": d.path, "type": d.kind.to_string(), "major": d.major, "minor": d.minor,
+                "fileMode": d.mode, "uid": 0, "gid": 0,
+            }))
+            .collect::<Vec<_>>());
     }
 
     let mut process = json!({
@@ -703,6 +759,7 @@ mod tests {
             cgroup: "/berth/abc",
             cgroup_v2: false,
             mounts: &[],
+            devices: &[],
         }
     }
 
@@ -872,6 +929,21 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&json!("/proc/kcore")));
+    }
+
+    #[test]
+    fn devices_parse_as_docker_reads_them() {
+        assert_eq!(
+            parse_device("/dev/fuse").unwrap(),
+            ("/dev/fuse".into(), "/dev/fuse".into(), "rwm".into())
+        );
+        assert_eq!(
+            parse_device("/dev/null:/dev/mynull:r").unwrap(),
+            ("/dev/null".into(), "/dev/mynull".into(), "r".into())
+        );
+        assert_eq!(parse_device("/dev/zero:rw").unwrap().2, "rw");
+        assert!(parse_device("dev/zero").is_err());
+        assert!(parse_device("/dev/zero:/z:xyz").is_err());
     }
 
     #[test]
