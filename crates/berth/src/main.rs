@@ -1,8 +1,9 @@
 //! `berth`: Docker's commands and output.
 //!
-//! Until berthd exists (the daemon issue), the image commands work daemonless on the image
-//! store under `--data-root`; they move behind the Engine API with that issue, so that the CLI
-//! never links the engine. Container commands arrive with the daemon.
+//! The image commands still work daemonless on the image store under `--data-root` (the
+//! store berthd serves; both lock it, and images berthd's containers use are kept). Moving
+//! them, and the container commands, behind the Engine API is the next step of the daemon
+//! issue; until then containers are run through berthd with the `docker` CLI.
 
 mod format;
 
@@ -23,8 +24,9 @@ use serde_json::{json, Map, Value};
 ///
 ///   berth import rootfs.tar myimg:1  berth tag myimg:1 myimg:latest   berth rmi myimg:1
 ///
-/// Container commands (run, ps, exec, ...) come with the berthd daemon; until then,
-/// `berth-runtime` runs OCI bundles with runc's command line.
+/// Containers: start berthd and use the docker CLI against it
+/// (DOCKER_HOST=unix:///run/berth/berth.sock docker run --rm busybox echo hi); berth's own
+/// container commands are not written yet.
 #[derive(Parser, Debug)]
 #[command(name = "berth", version, verbatim_doc_comment)]
 struct Opts {
@@ -196,9 +198,17 @@ fn main() {
     }
 }
 
-/// No containers exist before the daemon issue, so no image is in use yet.
-fn in_use(_: &Digest) -> bool {
-    false
+/// The image IDs berthd's containers were made from (their records under the data root),
+/// so that the daemonless image commands never remove an image a container needs.
+fn images_in_use(data_root: &std::path::Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(data_root.join("containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("config.v2.json")).ok())
+        .filter_map(|b| serde_json::from_slice::<Value>(&b).ok())
+        .filter_map(|v| v["image"].as_str().map(String::from))
+        .collect()
 }
 
 fn run(opts: Opts) -> anyhow::Result<()> {
@@ -216,11 +226,17 @@ fn run(opts: Opts) -> anyhow::Result<()> {
             s.tag(&img.id, &Reference::parse(&a.target)?)?;
             Ok(())
         }
-        Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => rmi(&store()?, a),
+        Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => {
+            let used = images_in_use(&opts.data_root);
+            rmi(&store()?, a, &|d: &Digest| used.contains(&d.to_string()))
+        }
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => history(&store()?, a),
         Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => import(&store()?, a),
         Cmd::Image(ImageCmd::Inspect(a)) => inspect(&store()?, a),
-        Cmd::Image(ImageCmd::Prune(a)) => prune(&store()?, a),
+        Cmd::Image(ImageCmd::Prune(a)) => {
+            let used = images_in_use(&opts.data_root);
+            prune(&store()?, a, &|d: &Digest| used.contains(&d.to_string()))
+        }
     }
 }
 
@@ -395,10 +411,10 @@ fn save(store: &ImageStore, a: SaveArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rmi(store: &ImageStore, a: RmiArgs) -> anyhow::Result<()> {
+fn rmi(store: &ImageStore, a: RmiArgs, in_use: &dyn Fn(&Digest) -> bool) -> anyhow::Result<()> {
     let mut failed = false;
     for name in &a.images {
-        match store.remove(name, a.force, &in_use) {
+        match store.remove(name, a.force, in_use) {
             Ok(r) => {
                 for t in r.untagged {
                     println!("Untagged: {}", t.familiar());
@@ -530,7 +546,7 @@ fn inspect(store: &ImageStore, a: InspectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn prune(store: &ImageStore, a: PruneArgs) -> anyhow::Result<()> {
+fn prune(store: &ImageStore, a: PruneArgs, in_use: &dyn Fn(&Digest) -> bool) -> anyhow::Result<()> {
     if !a.force && std::io::stdin().is_terminal() {
         eprint!("WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] ");
         let mut answer = String::new();
@@ -544,12 +560,12 @@ fn prune(store: &ImageStore, a: PruneArgs) -> anyhow::Result<()> {
     if a.all {
         for img in store.images()? {
             if !in_use(&img.id) {
-                let r = store.remove(&img.id.to_string(), true, &in_use)?;
+                let r = store.remove(&img.id.to_string(), true, in_use)?;
                 deleted.extend(r.deleted);
             }
         }
     }
-    let (removed, _) = store.prune_dangling(&in_use)?;
+    let (removed, _) = store.prune_dangling(in_use)?;
     deleted.extend(removed);
     let after: u64 = store.images()?.iter().map(|i| store.size_of(i)).sum();
     if !deleted.is_empty() {

@@ -248,3 +248,31 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     }
     child.wait_with_output().unwrap().stdout
 }
+
+#[test]
+fn daemonless_rmi_and_prune_respect_berthds_containers() {
+    let b = Berth::new();
+    let tar = b.file("rootfs.tar", &tar_of(&[("hello", b"hi")]));
+    let id = b.ok(&["import", &tar, "used:1"]).trim().to_string();
+    // A container record as berthd writes it, made from that image.
+    let ctr = b.root.path().join("data/containers/abc");
+    std::fs::create_dir_all(&ctr).unwrap();
+    std::fs::write(
+        ctr.join("config.v2.json"),
+        serde_json::json!({"id": "abc", "image": id}).to_string(),
+    )
+    .unwrap();
+    let out = b.run(&["rmi", "used:1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("being used by a container"));
+    b.ok(&["rmi", "-f", "used:1"]);
+    b.ok(&["image", "prune", "-a", "-f"]);
+    assert_eq!(
+        b.ok(&["images", "-aq"]).trim(),
+        &id[7..19],
+        "kept while in use"
+    );
+    std::fs::remove_dir_all(&ctr).unwrap();
+    b.ok(&["image", "prune", "-f"]);
+    assert_eq!(b.ok(&["images", "-aq"]), "");
+}
