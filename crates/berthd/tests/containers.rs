@@ -846,6 +846,18 @@ fn assert_consistent(d: &Daemon, round: usize) {
                 }
             }
             "created" | "exited" => {}
+            // An --rm container that ended just after the restart is on its way out; it must
+            // be gone shortly.
+            "removing" => {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while d.docker(&["inspect", id]).status.success() {
+                    assert!(
+                        Instant::now() < deadline,
+                        "round {round}: {id} stuck removing"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
             other => panic!("round {round}: {id} is {other}"),
         }
     }
