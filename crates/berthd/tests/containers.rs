@@ -1055,3 +1055,68 @@ fn devices_are_passed_in_with_their_numbers() {
     ]);
     assert!(e.contains("error gathering device information"), "{e}");
 }
+
+#[test]
+fn pause_unpause_and_rename() {
+    let Some(d) = setup() else { return };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/t; sleep 0.05; done",
+    ]);
+    d.ok(&["pause", "ticker"]);
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Paused}}",
+            "ticker"
+        ]),
+        "paused true\n"
+    );
+    assert!(d
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .contains("(Paused)"));
+    // Frozen in the kernel's freezer (v1 here; cgroup.freeze on v2 hosts).
+    let id = d
+        .ok(&["inspect", "-f", "{{.Id}}", "ticker"])
+        .trim()
+        .to_string();
+    let v1 = Path::new("/sys/fs/cgroup/freezer")
+        .join(d.cgroup_parent())
+        .join(&id)
+        .join("freezer.state");
+    let v2 = Path::new("/sys/fs/cgroup")
+        .join(d.cgroup_parent())
+        .join(&id)
+        .join("cgroup.freeze");
+    if v1.exists() {
+        assert_eq!(std::fs::read_to_string(&v1).unwrap().trim(), "FROZEN");
+    } else {
+        assert_eq!(std::fs::read_to_string(&v2).unwrap().trim(), "1");
+    }
+    let freezer = |d: &Daemon| d.ok(&["exec", "ticker", "cat", "/tmp/t"]);
+    assert!(d.fails(&["exec", "ticker", "true"]).contains("paused"));
+    assert!(d.fails(&["pause", "ticker"]).contains("already paused"));
+    d.ok(&["unpause", "ticker"]);
+    let a = freezer(&d);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ne!(a, freezer(&d), "running again after unpause");
+    assert!(d.fails(&["unpause", "ticker"]).contains("not paused"));
+    // rename: the new name works, the old one is free.
+    d.ok(&["rename", "ticker", "clock"]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.Name}}", "clock"]), "/clock\n");
+    assert!(d.fails(&["inspect", "ticker"]).contains("No such"));
+    d.ok(&["create", "--name", "other", "busybox", "true"]);
+    assert!(d
+        .fails(&["rename", "clock", "other"])
+        .contains("already in use"));
+    d.ok(&["start", "other"]);
+    assert_eq!(d.ok(&["wait", "other"]), "0\n");
+    d.ok(&["rm", "-f", "clock", "other"]);
+}
