@@ -78,6 +78,17 @@ impl Drop for ConsoleListener {
     }
 }
 
+/// The relay threads take no signals: they go to the main thread, which forwards them (a
+/// handler running on a relay thread could not be waited for when the main thread stops
+/// catching signals).
+fn block_signals() {
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&nix::sys::signal::SigSet::all()),
+        None,
+    );
+}
+
 /// Relays a pty master to the runtime's stdin/stdout until the master closes.
 pub struct Relay {
     master: OwnedFd,
@@ -101,6 +112,7 @@ impl Relay {
         copy_window_size(&master);
         let mut to_pty = std::fs::File::from(master.try_clone().map_err(relay_err)?);
         std::thread::spawn(move || {
+            block_signals();
             let mut input = std::io::stdin().lock();
             let mut buf = [0u8; 8192];
             while let Ok(n) = input.read(&mut buf) {
@@ -111,6 +123,7 @@ impl Relay {
         });
         let mut from_pty = std::fs::File::from(master.try_clone().map_err(relay_err)?);
         let output = std::thread::spawn(move || {
+            block_signals();
             let mut out = std::io::stdout();
             let mut buf = [0u8; 8192];
             // Ends with EIO once the last process holding the pty's slave side is gone.

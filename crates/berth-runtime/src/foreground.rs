@@ -15,10 +15,16 @@ use crate::console::Relay;
 use crate::error::{Result, RuntimeError};
 
 /// Signals the foreground runtime forwards to the container process (everything catchable
-/// except SIGCHLD, which it consumes itself).
+/// except SIGCHLD, which it consumes itself, and SIGPIPE).
+///
+/// SIGPIPE stays ignored (Rust's default): it is raised by our own writes to a reader that
+/// went away (the relay's stdout when the caller died), and caught it turned into a storm —
+/// signal-hook's handler writes to its self-pipe, which is closed while the handler is being
+/// unregistered, raising SIGPIPE again in the handler, forever (seen as a runtime spinning at
+/// 100% CPU after the daemon that ran `exec -t` was killed).
 const FORWARDED: &[i32] = &[
-    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGCONT, SIGTSTP,
-    SIGTTIN, SIGTTOU, SIGWINCH, SIGURG, SIGVTALRM, SIGPROF, SIGIO, SIGSYS, SIGXCPU, SIGXFSZ,
+    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGCONT, SIGTSTP, SIGTTIN,
+    SIGTTOU, SIGWINCH, SIGURG, SIGVTALRM, SIGPROF, SIGIO, SIGSYS, SIGXCPU, SIGXFSZ,
 ];
 
 /// Signal handling for a process that the runtime waits for. Create it *before* the process

@@ -77,6 +77,12 @@ fn unblock_signals() {
 
 fn main() -> anyhow::Result<()> {
     unblock_signals();
+    // Descriptors inherited from whoever started berthd would be inherited in turn by every
+    // monitor, and live as long as the containers do.
+    // SAFETY: nothing in this process owns a descriptor above stderr yet.
+    unsafe {
+        libc::close_range(3, u32::MAX, 0);
+    }
     let opts = Opts::parse();
     let explicit = opts.config_file != Path::new(DEFAULT_CONFIG);
     let file = config::read(&opts.config_file, explicit)?;

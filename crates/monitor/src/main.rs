@@ -48,6 +48,13 @@ fn main() {
         eprintln!("berth-monitor: no sync socket on fd 3 (started by berthd only)");
         std::process::exit(2);
     }
+    // Whatever else the daemon's own starter left open (a test harness's pipes, a job
+    // server) must not live as long as the container does.
+    // SAFETY: close_range only closes descriptors; nothing in this process owns those above
+    // the lock's (stdio, the sync socket and the lock are all below 5).
+    unsafe {
+        libc::close_range(5, u32::MAX, 0);
+    }
     // SAFETY: fd 3 is open (checked above) and was handed to us to own by the engine.
     let sync = unsafe { UnixStream::from_raw_fd(berth_monitor::SYNC_FD) };
     // The sync socket and the lock (fd 4, held open for our whole life and never touched
