@@ -55,12 +55,7 @@ pub async fn create(
     Query(q): Query<CreateQuery>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<ContainerCreateResponse>)> {
-    let body: ContainerCreateBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("invalid JSON in the request body: {e}"),
-        )
-    })?;
+    let body: ContainerCreateBody = json_body(&body)?;
     let rec = d.engine.create(q.name.as_deref(), body).await?;
     Ok((
         StatusCode::CREATED,
@@ -86,10 +81,7 @@ pub async fn list(
     State(d): State<Arc<Daemon>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<ContainerSummary>>> {
-    let filters: HashMap<String, Vec<String>> = match q.filters.as_deref() {
-        None | Some("") => HashMap::new(),
-        Some(f) => parse_filters(f)?,
-    };
+    let filters: HashMap<String, Vec<String>> = parse_filters(q.filters.as_deref().unwrap_or(""))?;
     let all = flag(&q.all) || q.limit.is_some_and(|l| l > 0);
     let mut out = Vec::new();
     for r in d.engine.list() {
@@ -107,8 +99,22 @@ pub async fn list(
     Ok(Json(out))
 }
 
-/// Docker's `filters` parameter: `{"name":["a"]}` or the old `{"name":{"a":true}}`.
+/// A JSON request body, or Docker's 400 saying where it is wrong.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("invalid JSON in the request body: {e}"),
+        )
+    })
+}
+
+/// Docker's `filters` parameter: `{"name":["a"]}` or the old `{"name":{"a":true}}`; empty
+/// means none.
 pub fn parse_filters(s: &str) -> ApiResult<HashMap<String, Vec<String>>> {
+    if s.is_empty() {
+        return Ok(HashMap::new());
+    }
     let v: serde_json::Value = serde_json::from_str(s)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid filters: {e}")))?;
     let mut out = HashMap::new();
@@ -712,12 +718,7 @@ pub async fn exec_create(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let config: ExecConfig = serde_json::from_slice(&body).map_err(|e| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("invalid JSON in the request body: {e}"),
-        )
-    })?;
+    let config: ExecConfig = json_body(&body)?;
     let id = d.engine.exec_create(&id, config)?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": id }))))
 }
@@ -739,12 +740,7 @@ pub async fn exec_start(
     let start: ExecStartConfig = if body.is_empty() {
         ExecStartConfig::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("invalid JSON in the request body: {e}"),
-            )
-        })?
+        json_body(&body)?
     };
     let tty = d.engine.exec_inspect(&id)?.config.tty.unwrap_or(false);
     let stream = d.engine.exec_start(&id).await?;
@@ -871,10 +867,7 @@ pub async fn prune(
     State(d): State<Arc<Daemon>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let filters: HashMap<String, Vec<String>> = match q.filters.as_deref() {
-        None | Some("") => HashMap::new(),
-        Some(f) => parse_filters(f)?,
-    };
+    let filters: HashMap<String, Vec<String>> = parse_filters(q.filters.as_deref().unwrap_or(""))?;
     let until = filters
         .get("until")
         .and_then(|v| v.first())
@@ -1056,13 +1049,7 @@ pub async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let u: bollard_stubs::models::ContainerUpdateBody =
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("invalid JSON in the request body: {e}"),
-            )
-        })?;
+    let u: bollard_stubs::models::ContainerUpdateBody = json_body(&body)?;
     d.engine.update(&id, u).await?;
     Ok(Json(json!({"Warnings": []})))
 }

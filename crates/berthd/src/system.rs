@@ -79,10 +79,7 @@ pub async fn events(
     State(d): State<Arc<Daemon>>,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Response> {
-    let filters = match q.filters.as_deref() {
-        None | Some("") => HashMap::new(),
-        Some(f) => parse_filters(f)?,
-    };
+    let filters = parse_filters(q.filters.as_deref().unwrap_or(""))?;
     let since = parse_time(&q.since)?;
     let until = parse_time(&q.until)?;
     let (past, rx) = d.engine.subscribe(since);

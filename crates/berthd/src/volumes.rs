@@ -12,8 +12,8 @@ use bollard_stubs::models::{Volume, VolumeCreateRequest, VolumeScopeEnum};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{ApiError, ApiResult, Daemon};
-use crate::containers::parse_filters;
+use crate::api::{ApiResult, Daemon};
+use crate::containers::{json_body, parse_filters};
 
 fn shape(v: VolumeRecord) -> Volume {
     Volume {
@@ -36,12 +36,7 @@ pub async fn create(
     let req: VolumeCreateRequest = if body.is_empty() {
         VolumeCreateRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("invalid JSON in the request body: {e}"),
-            )
-        })?
+        json_body(&body)?
     };
     let v = d.engine.volume_create(
         req.name.as_deref(),
@@ -63,10 +58,7 @@ pub async fn list(
     State(d): State<Arc<Daemon>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let f = match q.filters.as_deref() {
-        None | Some("") => HashMap::new(),
-        Some(s) => parse_filters(s)?,
-    };
+    let f = parse_filters(q.filters.as_deref().unwrap_or(""))?;
     let vols: Vec<Volume> = d
         .engine
         .volume_list()
@@ -123,10 +115,7 @@ pub async fn prune(
     State(d): State<Arc<Daemon>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let f = match q.filters.as_deref() {
-        None | Some("") => HashMap::new(),
-        Some(s) => parse_filters(s)?,
-    };
+    let f = parse_filters(q.filters.as_deref().unwrap_or(""))?;
     let all = f
         .get("all")
         .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));

@@ -5,6 +5,7 @@
 //! in dockerd.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
@@ -169,6 +170,19 @@ impl Engine {
         Ok(process)
     }
 
+    /// `berth-runtime exec --process FILE ID`, in the foreground (the runtime waits for the
+    /// process and exits with its code).
+    pub(crate) fn runtime_exec(&self, id: &str, process_file: &Path) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.cfg.runtime);
+        cmd.arg("--root")
+            .arg(self.cfg.exec_root.join("runtime"))
+            .arg("exec")
+            .arg("--process")
+            .arg(process_file)
+            .arg(id);
+        cmd
+    }
+
     async fn spawn_exec(
         self: &Arc<Self>,
         id: &str,
@@ -192,20 +206,14 @@ impl Engine {
         )
         .map_err(io_err("write", &pfile))?;
         let attach_in = config.attach_stdin.unwrap_or(false);
-        let mut cmd = tokio::process::Command::new(&self.cfg.runtime);
-        cmd.arg("--root")
-            .arg(self.cfg.exec_root.join("runtime"))
-            .arg("exec")
-            .arg("--process")
-            .arg(&pfile)
-            .arg(&rec.id)
-            .stdin(if attach_in {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = self.runtime_exec(&rec.id, &pfile);
+        cmd.stdin(if attach_in {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| {
             let _ = std::fs::remove_file(&pfile);
             io_err("run", &self.cfg.runtime)(e)

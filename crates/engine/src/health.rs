@@ -149,15 +149,8 @@ impl Engine {
         if let Err(e) = std::fs::write(&pfile, process.to_string()) {
             return (-1, e.to_string());
         }
-        let mut cmd = tokio::process::Command::new(&self.cfg.runtime);
-        cmd.arg("--root")
-            .arg(self.cfg.exec_root.join("runtime"))
-            .arg("exec")
-            .arg("--process")
-            .arg(&pfile)
-            .arg(id)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
+        let mut cmd = self.runtime_exec(id, &pfile);
+        cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
         let r = tokio::time::timeout(timeout, cmd.output()).await;
         let _ = std::fs::remove_file(&pfile);
         match r {

@@ -1571,22 +1571,11 @@ fn send_signal(pid: i32, sig: i32) -> std::io::Result<()> {
 /// `setsid()`, then `fd` becomes descriptor `to` (without close-on-exec), for the monitor's
 /// pre-exec hook.
 fn libc_setsid_dup(fd: i32, to: i32) -> std::io::Result<()> {
-    // SAFETY: plain syscalls on descriptors open in this process; called between fork and
-    // exec, where only async-signal-safe functions may run, which these are.
-    unsafe {
-        if libc::setsid() < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let r = if fd == to {
-            libc::fcntl(fd, libc::F_SETFD, 0)
-        } else {
-            libc::dup2(fd, to)
-        };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(std::io::Error::last_os_error());
     }
-    Ok(())
+    libc_dup_to(fd, to)
 }
 
 /// `fd` becomes descriptor `to`, inherited across exec (for the monitor's pre-exec hook).

@@ -603,17 +603,33 @@ impl ImageStore {
             "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
             "history": [{"created": created, "created_by": "berth import", "comment": "Imported from tarball"}],
         });
-        let config_bytes = serde_json::to_vec(&config).expect("json");
-        let config_digest = self.content.put(&config_bytes)?;
         let blob_path = self.content.blob_path(&blob);
         let layer_media = crate::archive::layer_media_type(&blob_path)
             .map_err(|e| meta_err(&blob_path, e))?
             .to_string();
+        let layers = vec![
+            serde_json::json!({"mediaType": layer_media, "size": size, "digest": blob.to_string()}),
+        ];
+        self.add_image(&config, layers, vec![chain], reference)
+    }
+
+    /// Stores an image made here (import, commit): its config and an OCI manifest over
+    /// `layers` (descriptors of blobs already stored), the record, the tag. The store lock
+    /// is held by the caller.
+    fn add_image(
+        &self,
+        config: &serde_json::Value,
+        layers: Vec<serde_json::Value>,
+        chain: Vec<Digest>,
+        reference: Option<&Reference>,
+    ) -> Result<ImageRecord, StoreError> {
+        let config_bytes = serde_json::to_vec(config).expect("json");
+        let config_digest = self.content.put(&config_bytes)?;
         let manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config_bytes.len(), "digest": config_digest.to_string()},
-            "layers": [{"mediaType": layer_media, "size": size, "digest": blob.to_string()}],
+            "layers": layers,
         });
         let manifest_digest = self
             .content
@@ -621,7 +637,7 @@ impl ImageStore {
         let record = ImageRecord {
             id: config_digest,
             manifest: manifest_digest,
-            chain: vec![chain],
+            chain,
         };
         self.write_record(&record)?;
         if let Some(r) = reference {
@@ -688,8 +704,6 @@ impl ImageStore {
         }
         history.push(h);
         cfg["history"] = serde_json::json!(history);
-        let config_bytes = serde_json::to_vec(&cfg).expect("json");
-        let config_digest = self.content.put(&config_bytes)?;
         let mut layers = parent_manifest["layers"]
             .as_array()
             .cloned()
@@ -699,29 +713,9 @@ impl ImageStore {
             "size": size,
             "digest": blob.to_string(),
         }));
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config_bytes.len(), "digest": config_digest.to_string()},
-            "layers": layers,
-        });
-        let manifest_digest = self
-            .content
-            .put(&serde_json::to_vec(&manifest).expect("json"))?;
         let mut chains = parent.chain.clone();
         chains.push(chain);
-        let record = ImageRecord {
-            id: config_digest,
-            manifest: manifest_digest,
-            chain: chains,
-        };
-        self.write_record(&record)?;
-        if let Some(r) = reference {
-            let mut all = self.read_tags()?;
-            all.insert(r.to_string(), record.id.clone());
-            self.write_tags(&all)?;
-        }
-        Ok(record)
+        self.add_image(&cfg, layers, chains, reference)
     }
 
     /// Total unpacked size of an image's layers.
