@@ -415,6 +415,21 @@ async fn image_post(
     Ok(StatusCode::CREATED)
 }
 
+/// A query string's pairs, in order, repeated keys kept (axum's Query cannot collect those).
+pub fn query_params(uri: &Uri) -> Vec<(String, String)> {
+    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// The first non-empty value of `key`.
+pub fn first_param(params: &[(String, String)], key: &str) -> Option<String> {
+    params
+        .iter()
+        .find(|(n, v)| n == key && !v.is_empty())
+        .map(|(_, v)| v.clone())
+}
+
 /// Spools a request body to a temporary file. The store reads synchronously, and a client
 /// that disconnects halfway must not leave a half-read archive in the store's hands.
 pub async fn spool(body: Body) -> ApiResult<tempfile::NamedTempFile> {
@@ -441,17 +456,8 @@ pub async fn spool(body: Body) -> ApiResult<tempfile::NamedTempFile> {
 /// `POST /images/create`: `fromSrc=-` imports the body as a root filesystem (`docker
 /// import`); pulls (`fromImage`) need the registry client, which does not exist yet.
 async fn create_image(State(d): State<Arc<Daemon>>, uri: Uri, body: Body) -> ApiResult<Response> {
-    let params: Vec<(String, String)> =
-        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-    let get = |k: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
+    let params = query_params(&uri);
+    let get = |k: &str| first_param(&params, k);
     if let Some(image) = get("fromImage") {
         let name = match get("tag") {
             Some(t) => format!("{image}:{t}"),

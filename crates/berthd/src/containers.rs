@@ -999,17 +999,8 @@ pub async fn commit(
     State(d): State<Arc<Daemon>>,
     uri: axum::http::Uri,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let params: Vec<(String, String)> =
-        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-    let get = |k: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let params = crate::api::query_params(&uri);
+    let get = |k: &str| crate::api::first_param(&params, k).unwrap_or_default();
     let container = get("container");
     if container.is_empty() {
         return Err(ApiError(

@@ -627,13 +627,7 @@ impl Engine {
                 if rec.host_config.auto_remove.unwrap_or(false) {
                     // As dockerd: an --rm container that cannot start is removed (the CLI
                     // waits for that before it exits).
-                    let this = self.clone();
-                    let id = rec.id.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = this.remove(&id, true, true).await {
-                            tracing::warn!(id, "auto-remove: {e}");
-                        }
-                    });
+                    self.auto_remove(&rec.id);
                 }
                 Err(e)
             }
@@ -950,18 +944,23 @@ impl Engine {
             p.exit_code = exit.exit_code as i64;
         });
         if rec.host_config.auto_remove.unwrap_or(false) {
-            let this = self.clone();
-            let id = rec.id.clone();
-            tokio::spawn(async move {
-                if let Err(e) = this.remove(&id, true, true).await {
-                    tracing::warn!(id, "auto-remove: {e}");
-                }
-            });
+            self.auto_remove(&rec.id);
         } else if let Some(delay) = restart_delay(&rec) {
             let this = self.clone();
             let ctr = ctr.clone();
             tokio::spawn(async move { this.restart_after(ctr, delay).await });
         }
+    }
+
+    /// Removes an `--rm` container (and its anonymous volumes) in the background.
+    fn auto_remove(self: &Arc<Self>, id: &str) {
+        let this = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = this.remove(&id, true, true).await {
+                tracing::warn!(id, "auto-remove: {e}");
+            }
+        });
     }
 
     /// A restart policy's restart, after Docker's backoff (100 ms doubling).
