@@ -1124,3 +1124,81 @@ fn pause_unpause_and_rename() {
     assert_eq!(d.ok(&["wait", "other"]), "0\n");
     d.ok(&["rm", "-f", "clock", "other"]);
 }
+
+#[test]
+fn oom_kill_is_reported_and_a_refused_load_leaves_images_runnable() {
+    let Some(d) = setup() else { return };
+    // A memory hog under a small limit: killed by the kernel, reported as Docker does.
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "16m",
+        "--memory-swap",
+        "16m",
+        "busybox",
+        "sh",
+        "-c",
+        "x=a; while true; do x=$x$x; done",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.OOMKilled}} {{.State.ExitCode}}",
+            "hog"
+        ]),
+        "true 137\n"
+    );
+    // A corrupt archive is refused and the stored image still runs.
+    let bad = d.dir.path().join("bad.tar");
+    std::fs::write(&bad, b"this is not a tar archive at all").unwrap();
+    assert!(!d
+        .docker(&["load", "-i", bad.to_str().unwrap()])
+        .status
+        .success());
+    assert_eq!(
+        d.ok(&["run", "--rm", "busybox", "echo", "intact"]),
+        "intact\n"
+    );
+}
+
+#[test]
+fn a_new_volume_gets_the_images_content() {
+    let Some(d) = setup() else { return };
+    // Mounted over the image's /etc: the empty volume is filled from it first.
+    assert!(d
+        .ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "etc:/etc",
+            "busybox",
+            "cat",
+            "/etc/passwd"
+        ])
+        .starts_with("root:"));
+    assert!(d
+        .ok(&["run", "--rm", "-v", "etc:/data", "busybox", "ls", "/data"])
+        .contains("passwd"));
+    // nocopy: left empty, but for the files berth binds over it (as Docker does).
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "bare:/etc:nocopy",
+            "busybox",
+            "/bin/ls",
+            "/etc"
+        ]),
+        "hostname\nhosts\nresolv.conf\n"
+    );
+}

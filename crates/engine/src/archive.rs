@@ -32,7 +32,7 @@ pub struct PathStat {
 }
 
 /// Resolves `path` inside `root` (symlinks and `..` stay inside) to the host path it names.
-fn resolve_in_root(root: &Path, path: &str) -> Result<PathBuf> {
+pub(crate) fn resolve_in_root(root: &Path, path: &str) -> Result<PathBuf> {
     let not_found = || EngineError::NotFoundInContainer(path.to_string());
     let rootfd = rustix::fs::open(
         root,

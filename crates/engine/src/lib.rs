@@ -781,6 +781,13 @@ impl Engine {
         let dir = self.ctr_dir(&rec.id);
         let rootfs = dir.join("rootfs");
         self.mount_rootfs(rec)?;
+        for m in &rec.mounts {
+            if m.typ.as_deref() == Some("volume") && m.mode.as_deref() != Some("nocopy") {
+                if let (Some(src), Some(dst)) = (&m.source, &m.destination) {
+                    volumes::copy_up(&rootfs, dst, Path::new(src))?;
+                }
+            }
+        }
         let hostname = rec.config.hostname.clone().unwrap_or_default();
         let host_net = rec.host_config.network_mode.as_deref() == Some("host");
         write_etc(&dir, &hostname, host_net)?;

@@ -447,12 +447,22 @@ pub fn build(c: &ContainerConfig, h: &HostConfig, i: &Inputs) -> Result<Value, S
     for (n, m) in mounts.iter().enumerate() {
         seen.insert(m["destination"].as_str().unwrap_or("").to_string(), n);
     }
-    let mounts: Vec<Value> = mounts
+    let mut mounts: Vec<Value> = mounts
         .into_iter()
         .enumerate()
         .filter(|(n, m)| seen.get(m["destination"].as_str().unwrap_or("")) == Some(n))
         .map(|(_, m)| m)
         .collect();
+    // Parents before children, as dockerd sorts them: a volume over /etc must not hide the
+    // /etc/hosts bind that follows it (the sort is stable, so equal depths keep their order).
+    mounts.sort_by_key(|m| {
+        m["destination"]
+            .as_str()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .matches('/')
+            .count()
+    });
 
     let net = h.network_mode.clone().unwrap_or_default();
     let mut namespaces = vec![

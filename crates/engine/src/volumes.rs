@@ -213,7 +213,11 @@ impl Engine {
             if src.starts_with('/') {
                 out.push(bind(&src, &dst, !ro, &prop));
             } else {
-                out.push(volume(Some(&src), &dst, !ro)?);
+                let mut v = volume(Some(&src), &dst, !ro)?;
+                if opts.iter().any(|o| o == "nocopy") {
+                    v.mode = Some("nocopy".into());
+                }
+                out.push(v);
             }
         }
         for m in h.mounts.clone().unwrap_or_default() {
@@ -243,7 +247,11 @@ impl Engine {
                     out.push(bind(&src, &dst, rw, &prop));
                 }
                 Some(MountType::VOLUME) => {
-                    out.push(volume(m.source.as_deref(), &dst, rw)?);
+                    let mut v = volume(m.source.as_deref(), &dst, rw)?;
+                    if m.volume_options.as_ref().and_then(|o| o.no_copy) == Some(true) {
+                        v.mode = Some("nocopy".into());
+                    }
+                    out.push(v);
                 }
                 Some(MountType::TMPFS) => {
                     let size = m.tmpfs_options.as_ref().and_then(|o| o.size_bytes);
@@ -289,6 +297,54 @@ impl Engine {
             }
         }
     }
+}
+
+/// Docker's volume copy-up: a volume that is still empty when first mounted over a directory
+/// the image has gets a copy of that directory (owners, modes, links, times kept). The image
+/// path is resolved inside the rootfs, so an image symlink cannot point the copy elsewhere.
+pub(crate) fn copy_up(rootfs: &Path, dst: &str, volume: &Path) -> Result<()> {
+    let empty = std::fs::read_dir(volume)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if !empty {
+        return Ok(());
+    }
+    let Ok(src) = crate::archive::resolve_in_root(rootfs, dst) else {
+        return Ok(());
+    };
+    if !std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    copy_tree(&src, volume).map_err(io_err("copy image content into volume", volume))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let m = std::fs::symlink_metadata(&src)?;
+        let ft = m.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if ft.is_file() {
+            std::fs::copy(&src, &dst)?;
+        } else {
+            // Device nodes, fifos and sockets are not copied (Docker copies them; an image
+            // rarely has them under a VOLUME).
+            continue;
+        }
+        std::os::unix::fs::lchown(&dst, Some(m.uid()), Some(m.gid()))?;
+        if !ft.is_symlink() {
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
+        }
+    }
+    let m = std::fs::metadata(from)?;
+    std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(m.mode() & 0o7777))
 }
 
 /// Bytes used under a directory (allocated blocks).
