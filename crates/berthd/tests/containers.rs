@@ -200,7 +200,8 @@ fn bad_requests_get_dockers_errors_and_change_nothing() {
     let e = d.fails(&["run", "--rm", "busybox", "/no/such/cmd"]);
     assert!(e.contains("no such file") || e.contains("not found"), "{e}");
     d.ok(&["create", "--name", "one", "busybox", "true"]);
-    let e = d.fails(&["create", "--name", "one", "busybox", "true"]);
+    // A duplicate name is refused, and the anonymous volume it asked for is not left behind.
+    let e = d.fails(&["create", "--name", "one", "-v", "/anon", "busybox", "true"]);
     assert!(e.contains("is already in use"), "{e}");
     let e = d.fails(&["create", "--name", "-bad", "busybox", "true"]);
     assert!(e.contains("Invalid container name"), "{e}");

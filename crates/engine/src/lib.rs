@@ -512,7 +512,7 @@ impl Engine {
                 });
         }
         // Reserve the name and register the container in one step under the lock.
-        let ctr = {
+        let reserved = (|| -> Result<Arc<Ctr>> {
             let mut map = self.containers.lock().expect("containers lock");
             let name = match name.filter(|n| !n.is_empty()) {
                 Some(n) => {
@@ -547,7 +547,15 @@ impl Engine {
             rec.name = name;
             let ctr = Ctr::new(rec.clone());
             map.insert(id.clone(), ctr.clone());
-            ctr
+            Ok(ctr)
+        })();
+        // A refused create leaves no volume made for it behind.
+        let ctr = match reserved {
+            Ok(c) => c,
+            Err(e) => {
+                self.remove_anonymous(&rec.mounts);
+                return Err(e);
+            }
         };
         let made = (|| -> Result<()> {
             for sub in ["diff", "work", "rootfs"] {
@@ -559,6 +567,7 @@ impl Engine {
         if let Err(e) = made {
             self.containers.lock().expect("containers lock").remove(&id);
             let _ = std::fs::remove_dir_all(&ctr_dir);
+            self.remove_anonymous(&rec.mounts);
             return Err(e);
         }
         drop(ctr);
