@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{have_docker_cli, sha256_hex, Daemon, BERTHD};
+use common::{have_docker_cli, Daemon, BERTHD};
 
 /// A one-layer `docker save` archive, built here.
 fn archive(dir: &Path) -> PathBuf {
@@ -17,32 +17,8 @@ fn archive(dir: &Path) -> PathBuf {
     layer
         .append_data(&mut h, "hello.txt", &b"hello"[..])
         .unwrap();
-    let layer = layer.into_inner().unwrap();
-    let diff = format!("sha256:{}", sha256_hex(&layer));
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
-        "config": {"Cmd": ["/hello"], "Labels": {"made.by": "berth-test"}},
-        "rootfs": {"type": "layers", "diff_ids": [diff]},
-        "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "test"}]
-    }))
-    .unwrap();
-    let cfg_name = format!("{}.json", sha256_hex(&config));
-    let manifest = serde_json::to_vec(&serde_json::json!([{"Config": cfg_name, "RepoTags": ["hello:1"], "Layers": ["l/layer.tar"]}])).unwrap();
-    let mut t = tar::Builder::new(Vec::new());
-    for (name, data) in [
-        (cfg_name.as_str(), &config),
-        ("l/layer.tar", &layer),
-        ("manifest.json", &manifest),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        t.append_data(&mut h, name, &data[..]).unwrap();
-    }
-    let path = dir.join("hello.tar");
-    std::fs::write(&path, t.into_inner().unwrap()).unwrap();
-    path
+    let config = serde_json::json!({"Cmd": ["/hello"], "Labels": {"made.by": "berth-test"}});
+    common::save_archive(dir, &layer.into_inner().unwrap(), "hello:1", config, "test")
 }
 
 #[test]

@@ -386,12 +386,17 @@ impl Engine {
             .filter(|i| !i.is_empty())
             .ok_or_else(|| EngineError::InvalidParameter("no image specified".into()))?;
         let images = self.images.clone();
-        let (image, image_cfg) = {
+        // The config blob is read (and verified) once: the OCI type for the merge, the raw
+        // JSON for HEALTHCHECK, a Docker extension the OCI type does not carry.
+        let (image, image_cfg, raw) = {
             let image_name = image_name.clone();
             tokio::task::spawn_blocking(move || -> Result<_> {
                 let img = images.resolve(&image_name)?;
-                let cfg = images.config_of(&img)?;
-                Ok((img, cfg))
+                let bytes = images.content().read(&img.id).map_err(StoreError::from)?;
+                let cfg = berth_image::manifest::parse_config(&img.id.to_string(), &bytes)
+                    .map_err(StoreError::from)?;
+                let raw: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                Ok((img, cfg, raw))
             })
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??
@@ -399,15 +404,6 @@ impl Engine {
         let mut host = body.host_config.clone().unwrap_or_default();
         let mut config = to_container_config(&body)?;
         spec::merge_image_config(&mut config, image_cfg.config().as_ref());
-        // HEALTHCHECK is a Docker extension the OCI config type does not carry: read it from
-        // the raw config.
-        let raw: serde_json::Value = self
-            .images
-            .content()
-            .read(&image.id)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
         let image_health: Option<bollard_stubs::models::HealthConfig> =
             serde_json::from_value(raw["config"]["Healthcheck"].clone()).ok();
         config.healthcheck = merge_health(config.healthcheck.take(), image_health);
@@ -923,14 +919,7 @@ impl Engine {
             }
         }
         tracing::warn!(id, "the container's monitor died: cleaning up");
-        let _ = tokio::process::Command::new(&self.cfg.runtime)
-            .arg("--root")
-            .arg(self.cfg.exec_root.join("runtime"))
-            .args(["delete", "--force", id])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .await;
+        let _ = self.runtime_cmd(&["delete", "--force", id]).await;
         let _ = berth_image::snapshot::unmount(&dir.join("rootfs"));
         let _ = std::fs::remove_file(self.socket(id));
         Exit {

@@ -268,18 +268,21 @@ pub fn sha256_hex(data: &[u8]) -> String {
     berth_image::Digest::of(data).hex().to_string()
 }
 
-/// A `docker save` archive of one layer holding `rootfs`, tagged `tag`, with `Cmd`.
-pub fn archive_of(dir: &Path, rootfs: &Path, tag: &str, cmd: &[&str]) -> PathBuf {
-    let mut layer = tar::Builder::new(Vec::new());
-    layer.follow_symlinks(false);
-    layer.append_dir_all(".", rootfs).unwrap();
-    let layer = layer.into_inner().unwrap();
-    let diff = format!("sha256:{}", sha256_hex(&layer));
+/// A `docker save` archive of one layer (a tar) with `config` as the image's runtime config
+/// section, tagged `tag`; written into `dir`.
+pub fn save_archive(
+    dir: &Path,
+    layer: &[u8],
+    tag: &str,
+    config: serde_json::Value,
+    created_by: &str,
+) -> PathBuf {
+    let diff = format!("sha256:{}", sha256_hex(layer));
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
-        "config": {"Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "config": config,
         "rootfs": {"type": "layers", "diff_ids": [diff]},
-        "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "scripts/mk-busybox-rootfs.sh"}]
+        "history": [{"created": "2026-01-01T00:00:00Z", "created_by": created_by}]
     }))
     .unwrap();
     let cfg_name = format!("{}.json", sha256_hex(&config));
@@ -289,19 +292,32 @@ pub fn archive_of(dir: &Path, rootfs: &Path, tag: &str, cmd: &[&str]) -> PathBuf
     .unwrap();
     let mut t = tar::Builder::new(Vec::new());
     for (name, data) in [
-        (cfg_name.as_str(), &config),
-        ("l/layer.tar", &layer),
-        ("manifest.json", &manifest),
+        (cfg_name.as_str(), &config[..]),
+        ("l/layer.tar", layer),
+        ("manifest.json", &manifest[..]),
     ] {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
-        t.append_data(&mut h, name, &data[..]).unwrap();
+        t.append_data(&mut h, name, data).unwrap();
     }
     let path = dir.join(format!("{}.tar", tag.replace([':', '/'], "_")));
     std::fs::write(&path, t.into_inner().unwrap()).unwrap();
     path
+}
+
+/// A `docker save` archive of one layer holding `rootfs`, tagged `tag`, with `Cmd`.
+pub fn archive_of(dir: &Path, rootfs: &Path, tag: &str, cmd: &[&str]) -> PathBuf {
+    let mut layer = tar::Builder::new(Vec::new());
+    layer.follow_symlinks(false);
+    layer.append_dir_all(".", rootfs).unwrap();
+    let layer = layer.into_inner().unwrap();
+    let config = serde_json::json!({
+        "Cmd": cmd,
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+    });
+    save_archive(dir, &layer, tag, config, "scripts/mk-busybox-rootfs.sh")
 }
 
 /// The busybox image: the repository's fixture script, saved as `busybox:latest`.
