@@ -68,6 +68,16 @@ impl Runtime {
                 "exec needs a command or --process FILE".into(),
             ));
         }
+        let bundle = Bundle::load(c.bundle())?;
+        // The exec'd process gets the container's filter (vendor patch 2): have it compiled.
+        if let Some(s) = bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+        {
+            crate::seccomp::prepare(self.root(), s);
+        }
         // libcontainer's flag form has no way to ask for a terminal; express it as a
         // process.json built from the container's own process with the flags applied.
         let mut generated = None;
@@ -77,7 +87,7 @@ impl Runtime {
                 let path = self
                     .root()
                     .join(format!(".exec-{}-{}.json", id, std::process::id()));
-                let proc = tty_process(&Bundle::load(c.bundle())?, opts)?;
+                let proc = tty_process(&bundle, opts)?;
                 let json =
                     serde_json::to_vec(&proc).map_err(|e| RuntimeError::io(&path)(e.into()))?;
                 bundle::write_atomic(&path, &json, false).map_err(RuntimeError::io(&path))?;

@@ -19,6 +19,7 @@ pub mod foreground;
 pub mod logging;
 pub mod runtime;
 pub mod sealed;
+pub mod seccomp;
 
 pub use error::{Result, RuntimeError};
 pub use runtime::{CreateOptions, Runtime};

@@ -176,6 +176,14 @@ impl Runtime {
             return Err(RuntimeError::Exists(id.to_string()));
         }
         bundle::prepare_spec(&mut bundle.spec, id);
+        if let Some(s) = bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+        {
+            crate::seccomp::prepare(&self.root, s);
+        }
         let wants_terminal = bundle
             .spec
             .process()

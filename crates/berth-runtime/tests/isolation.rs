@@ -183,6 +183,68 @@ fn seccomp_errno_rule_makes_syscall_fail_with_eperm() {
 }
 
 #[test]
+fn seccomp_filters_are_compiled_once_per_profile() {
+    let mut c = Ctr::new(
+        "seccompcache",
+        &["sh", "-c", "mkdir /tmp/x || echo refused"],
+    );
+    seccomp_errno_spec(&mut c);
+    let cache = c.root.path().join(".seccomp");
+    let programs = || {
+        let mut v: Vec<(String, std::time::SystemTime)> = std::fs::read_dir(&cache)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        let m = e.metadata().unwrap().modified().unwrap();
+                        (e.file_name().to_string_lossy().into_owned(), m)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    assert_eq!(stdout(&c.run()), "refused\n");
+    let first = programs();
+    assert_eq!(first.len(), 1, "{first:?}");
+    // The same profile again: the stored program is loaded (not rewritten) and confines.
+    assert_eq!(stdout(&c.run()), "refused\n");
+    assert_eq!(programs(), first);
+    // Another profile gets a program of its own, and the old one does not apply to it.
+    c.spec["linux"]["seccomp"]["syscalls"][0]["names"] = json!(["rmdir"]);
+    let out = c.run();
+    assert_eq!(stdout(&out), "", "{}", stderr(&out));
+    assert!(c.rootfs().join("tmp/x").exists());
+    assert_eq!(programs().len(), 2);
+}
+
+#[test]
+fn seccomp_loads_without_no_new_privileges() {
+    // Docker's specs say `"noNewPrivileges": false`: the filter must then be loaded while
+    // the init still holds CAP_SYS_ADMIN, and the container keeps only its own capabilities.
+    let mut c = Ctr::new(
+        "seccompnnp",
+        &[
+            "sh",
+            "-c",
+            "mkdir /tmp/x || echo refused; grep NoNewPrivs /proc/self/status",
+        ],
+    );
+    seccomp_errno_spec(&mut c);
+    c.spec["process"]["noNewPrivileges"] = json!(false);
+    c.spec["process"]["capabilities"] = json!({
+        "bounding": ["CAP_CHOWN"], "effective": ["CAP_CHOWN"], "permitted": ["CAP_CHOWN"]
+    });
+    let out = c.run();
+    assert_eq!(
+        stdout(&out),
+        "refused\nNoNewPrivs:\t0\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn seccomp_argument_filter_matches_only_its_argument() {
     // kill(pid, SIGUSR1) is refused, kill(pid, 0) is not.
     let mut c = Ctr::new(
@@ -196,6 +258,33 @@ fn seccomp_argument_filter_matches_only_its_argument() {
     seccomp_errno_spec(&mut c);
     let out = c.run();
     assert_eq!(stdout(&out), "zero-ok\nusr1-refused\n", "{}", stderr(&out));
+}
+
+#[test]
+fn seccomp_masked_equal_compares_the_masked_argument() {
+    // kill(pid, sig) is refused when (sig & 0b1100) == 0b1000: SIGUSR1 (10) is, SIGUSR2 (12)
+    // and 0 are not. `value` is the mask and `valueTwo` the value, as in runc and Docker's
+    // profiles (Docker's clone rule depends on it).
+    let mut c = Ctr::new(
+        "seccompmasked",
+        &[
+            "sh",
+            "-c",
+            "trap '' USR1 USR2; kill -0 $$ && echo zero-ok; kill -USR2 $$ && echo usr2-ok; kill -USR1 $$ || echo usr1-refused",
+        ],
+    );
+    c.spec["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+                      "args": [{"index": 1, "value": 12, "valueTwo": 8, "op": "SCMP_CMP_MASKED_EQ"}]}]
+    });
+    let out = c.run();
+    assert_eq!(
+        stdout(&out),
+        "zero-ok\nusr2-ok\nusr1-refused\n",
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -233,6 +233,8 @@ async fn info(State(d): State<Arc<Daemon>>) -> ApiResult<Json<serde_json::Value>
         "OSType": os, "Architecture": arch,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "Name": rustix::system::uname().nodename().to_string_lossy(),
+        // Every container gets Docker's default seccomp profile unless told otherwise.
+        "SecurityOptions": ["name=seccomp,profile=builtin"],
         "Warnings": ["WARNING: no container networking yet: the default network gives containers loopback only (--network none); --network host shares the host's"],
     })))
 }

@@ -23,6 +23,7 @@ pub mod health;
 pub mod logs;
 mod names;
 pub mod record;
+pub mod seccomp;
 pub mod spec;
 pub mod stats;
 mod update;
@@ -236,6 +237,8 @@ pub struct Engine {
     /// Serializes volume creation and removal.
     volume_lock: Mutex<()>,
     cgroup_v2: bool,
+    /// Architecture and kernel, for seccomp profiles' conditions.
+    host: seccomp::Host,
 }
 
 impl Engine {
@@ -251,6 +254,7 @@ impl Engine {
         let engine = Arc::new(Engine {
             cgroup_v2: !Path::new("/sys/fs/cgroup/memory").exists()
                 && Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            host: seccomp::Host::current(),
             cfg,
             images,
             containers: Mutex::new(HashMap::new()),
@@ -468,6 +472,7 @@ impl Engine {
                 cgroup_v2: self.cgroup_v2,
                 mounts: &[],
                 devices: &[],
+                host: self.host,
             },
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;
@@ -817,6 +822,7 @@ impl Engine {
                 cgroup_v2: self.cgroup_v2,
                 mounts: &rec.mounts,
                 devices: &resolve_devices(&rec.host_config)?,
+                host: self.host,
             },
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;

@@ -11,6 +11,8 @@ use std::path::Path;
 use bollard_stubs::models::{ContainerConfig, HostConfig};
 use serde_json::{json, Value};
 
+use crate::seccomp;
+
 /// The `PATH` Docker gives a container whose image sets none.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -283,6 +285,8 @@ pub struct Inputs<'a> {
     pub mounts: &'a [bollard_stubs::models::MountPoint],
     /// Host devices (`--device`), resolved by the engine.
     pub devices: &'a [Device],
+    /// The host's architecture and kernel, which seccomp profiles' rules may depend on.
+    pub host: seccomp::Host,
 }
 
 /// A host device made available in the container (`--device`).
@@ -355,7 +359,7 @@ pub fn build(c: &ContainerConfig, h: &HostConfig, i: &Inputs) -> Result<Value, S
 
     let caps = capabilities(h)?;
     let mut no_new_privs = false;
-    let mut seccomp_unconfined = false;
+    let mut filter = seccomp::Choice::Default;
     for opt in h.security_opt.clone().unwrap_or_default() {
         let (k, v) = opt.split_once(['=', ':']).unwrap_or((&opt, "true"));
         match k {
@@ -364,17 +368,17 @@ pub fn build(c: &ContainerConfig, h: &HostConfig, i: &Inputs) -> Result<Value, S
                     .parse::<bool>()
                     .map_err(|_| bad(format!("invalid --security-opt: {opt:?}")))?
             }
-            "seccomp" if v == "unconfined" => seccomp_unconfined = true,
-            "seccomp" => {
-                return Err(bad(format!(
-                    "--security-opt {opt:?}: seccomp profiles are not supported yet; use seccomp=unconfined or leave it out"
-                )))
-            }
+            "seccomp" => filter = seccomp::Choice::parse(v)?,
             "label" | "apparmor" => {}
             _ => return Err(bad(format!("invalid --security-opt: {opt:?}"))),
         }
     }
-    let _ = seccomp_unconfined;
+    // As dockerd: privileged containers run without a filter.
+    let filter = match (&filter, privileged) {
+        (_, true) | (seccomp::Choice::Unconfined, _) => None,
+        (seccomp::Choice::Default, _) => Some(seccomp::default_profile().to_oci(&caps, i.host)),
+        (seccomp::Choice::Custom(p), _) => Some(p.to_oci(&caps, i.host)),
+    };
 
     let rlimits = h
         .ulimits
@@ -590,6 +594,9 @@ pub fn build(c: &ContainerConfig, h: &HostConfig, i: &Inputs) -> Result<Value, S
         "resources": resources,
         "cgroupsPath": i.cgroup,
     });
+    if let Some(s) = filter {
+        linux["seccomp"] = s;
+    }
     if !privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
@@ -770,6 +777,10 @@ mod tests {
             cgroup_v2: false,
             mounts: &[],
             devices: &[],
+            host: seccomp::Host {
+                arch: "amd64",
+                kernel: (6, 1),
+            },
         }
     }
 
@@ -1008,9 +1019,67 @@ mod tests {
                 },
                 "invalid --security-opt",
             ),
+            (
+                HostConfig {
+                    security_opt: sv(&[r#"seccomp={"defaultAction": "SCMP_ACT_MAYBE"}"#]),
+                    ..Default::default()
+                },
+                "unknown action \"SCMP_ACT_MAYBE\"",
+            ),
         ] {
             let e = build(&c, &h, &inputs(&user)).unwrap_err();
             assert!(e.0.contains(want), "{e} lacks {want}");
         }
+    }
+
+    #[test]
+    fn seccomp_default_unless_privileged_or_unconfined() {
+        let user = User::default();
+        let c = ContainerConfig {
+            cmd: sv(&["true"]),
+            ..Default::default()
+        };
+        let spec_with = |h: HostConfig| build(&c, &h, &inputs(&user)).unwrap();
+        let plain = spec_with(HostConfig::default());
+        assert_eq!(plain["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        let rules = plain["linux"]["seccomp"]["syscalls"].as_array().unwrap();
+        assert!(!rules
+            .iter()
+            .any(|r| r["names"].as_array().unwrap().iter().any(|n| n == "mount")));
+        // --cap-add SYS_ADMIN brings the syscalls that go with it, as in Docker.
+        let admin = spec_with(HostConfig {
+            cap_add: sv(&["SYS_ADMIN"]),
+            ..Default::default()
+        });
+        let rules = admin["linux"]["seccomp"]["syscalls"].as_array().unwrap();
+        assert!(rules
+            .iter()
+            .any(|r| r["names"].as_array().unwrap().iter().any(|n| n == "mount")));
+        for h in [
+            HostConfig {
+                privileged: Some(true),
+                ..Default::default()
+            },
+            HostConfig {
+                security_opt: sv(&["seccomp=unconfined"]),
+                ..Default::default()
+            },
+        ] {
+            assert!(spec_with(h).pointer("/linux/seccomp").is_none());
+        }
+        let custom = spec_with(HostConfig {
+            security_opt: sv(&[
+                r#"seccomp={"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}"#,
+            ]),
+            ..Default::default()
+        });
+        assert_eq!(
+            custom["linux"]["seccomp"]["defaultAction"],
+            "SCMP_ACT_ALLOW"
+        );
+        assert_eq!(
+            custom["linux"]["seccomp"]["syscalls"][0]["names"][0],
+            "mkdir"
+        );
     }
 }

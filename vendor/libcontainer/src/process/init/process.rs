@@ -351,9 +351,13 @@ pub fn container_init_process(
     // Without no new privileges, seccomp is a privileged operation. We have to
     // do this before dropping capabilities. Otherwise, we should do it later,
     // as close to exec as possible.
+    // berth patch 8: `"noNewPrivileges": false` is "without no new privileges" too
+    // (upstream tested `is_none()`, so an explicit false loaded the filter after the
+    // capabilities were gone, and the load failed with ECANCELED).
+    let no_new_privileges = ctx.process.no_new_privileges().unwrap_or(false);
     #[cfg(feature = "libseccomp")]
     if let Some(seccomp) = ctx.linux.seccomp() {
-        if ctx.process.no_new_privileges().is_none() {
+        if !no_new_privileges {
             let notify_fd = seccomp::initialize_seccomp(seccomp).map_err(|err| {
                 tracing::error!(?err, "failed to initialize seccomp");
                 err
@@ -365,7 +369,7 @@ pub fn container_init_process(
         }
     }
     #[cfg(not(feature = "libseccomp"))]
-    if ctx.process.no_new_privileges().is_none() {
+    if !no_new_privileges {
         tracing::warn!("seccomp not available, unable to enforce no_new_privileges!")
     }
 
@@ -400,7 +404,7 @@ pub fn container_init_process(
     // notify socket will still need network related syscalls.
     #[cfg(feature = "libseccomp")]
     if let Some(seccomp) = ctx.linux.seccomp() {
-        if ctx.process.no_new_privileges().is_some() {
+        if no_new_privileges {
             let notify_fd = seccomp::initialize_seccomp(seccomp).map_err(|err| {
                 tracing::error!(?err, "failed to initialize seccomp");
                 err
@@ -412,7 +416,7 @@ pub fn container_init_process(
         }
     }
     #[cfg(not(feature = "libseccomp"))]
-    if ctx.process.no_new_privileges().is_some() {
+    if no_new_privileges {
         tracing::warn!("seccomp not available, unable to set seccomp privileges!")
     }
 

@@ -1,0 +1,120 @@
+//! Confinement through berthd, driven by the real `docker` CLI: Docker's default seccomp
+//! profile and the profiles users give, observed from inside real containers.
+
+mod common;
+
+use common::{have_docker_cli, Daemon};
+
+fn setup() -> Option<Daemon> {
+    if !have_docker_cli() {
+        return None;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    Some(d)
+}
+
+#[test]
+fn default_seccomp_profile_confines_like_dockers() {
+    let Some(d) = setup() else { return };
+    // A user namespace needs no capability, so only the filter stops it (unshare without
+    // CAP_SYS_ADMIN); forks, threads and ordinary syscalls go on working.
+    let probe = "unshare -U true && echo unshared || echo refused; linux32 true && echo persona-ok";
+    assert_eq!(
+        d.ok(&["run", "--rm", "busybox", "sh", "-c", probe]),
+        "refused\npersona-ok\n"
+    );
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--security-opt",
+            "seccomp=unconfined",
+            "busybox",
+            "sh",
+            "-c",
+            probe
+        ]),
+        "unshared\npersona-ok\n"
+    );
+    // --cap-add SYS_ADMIN opens the syscalls that go with it, as in Docker.
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--cap-add",
+            "SYS_ADMIN",
+            "busybox",
+            "sh",
+            "-c",
+            probe
+        ]),
+        "unshared\npersona-ok\n"
+    );
+    // exec'd processes get the container's filter too.
+    let id = d.ok(&["run", "-d", "busybox", "sleep", "30"]);
+    let id = id.trim();
+    assert_eq!(
+        d.ok(&["exec", id, "sh", "-c", "unshare -U true || echo refused"]),
+        "refused\n"
+    );
+    let inspect = d.ok(&["info", "--format", "{{json .SecurityOptions}}"]);
+    assert!(
+        inspect.contains("name=seccomp,profile=builtin"),
+        "{inspect}"
+    );
+}
+
+#[test]
+fn custom_seccomp_profiles_apply_and_bad_ones_are_refused() {
+    let Some(d) = setup() else { return };
+    let profile = d.dir.path().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /tmp/x; echo $?; touch /tmp/y && echo touched",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\ntouched\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bad = d.dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_SOMETIMES"}]}"#,
+    )
+    .unwrap();
+    let before = d.ok(&["ps", "-aq"]);
+    let err = d.fails(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &format!("seccomp={}", bad.display()),
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        err.contains("syscalls[0]: unknown action \"SCMP_ACT_SOMETIMES\""),
+        "{err}"
+    );
+    assert_eq!(
+        d.ok(&["ps", "-aq"]),
+        before,
+        "a refused create made nothing"
+    );
+}
