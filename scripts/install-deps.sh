@@ -3,13 +3,14 @@
 #
 # System packages: a C toolchain and pkg-config for the -sys crates, libseccomp (youki's
 # libcontainer links it), libelf and zlib (libbpf, for cgroup v2 device rules),
-# busybox-static (the test image), runc and hyperfine (the benchmark's peer and timer),
+# busybox-static (the test image), tini (its static build is what `--init` runs, as
+# Docker's docker-init), runc and hyperfine (the benchmark's peer and timer),
 # skopeo and docker.io (interoperability tests: they read what berth saves and the other way
 # round; the tests start a private dockerd), python3-docker (the Python SDK drives berthd), jq.
 # Rust itself comes from rustup; it is not installed here.
 set -euo pipefail
 
-packages=(build-essential pkg-config libseccomp-dev libelf-dev zlib1g-dev busybox-static runc skopeo docker.io python3-docker hyperfine jq procps)
+packages=(build-essential pkg-config libseccomp-dev libelf-dev zlib1g-dev busybox-static runc tini skopeo docker.io python3-docker hyperfine jq procps)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -24,6 +24,10 @@ pub struct File {
     pub cgroup_parent: Option<String>,
     /// `--runtime` (berth's own key: dockerd's `runtimes` map is not supported).
     pub runtime: Option<PathBuf>,
+    /// `--init-path`.
+    pub init_path: Option<PathBuf>,
+    /// `--init`.
+    pub init: Option<bool>,
 }
 
 /// Reads the config file; a missing default file is an empty one.

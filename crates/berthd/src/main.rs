@@ -23,7 +23,7 @@ use clap::Parser;
 ///   DOCKER_HOST=unix:///run/berth/berth.sock docker run --rm busybox echo hi
 ///
 /// Settings come from flags, then the config file (dockerd's daemon.json keys: data-root,
-/// exec-root, hosts, log-level, cgroup-parent), then defaults. SIGHUP re-reads the file
+/// exec-root, hosts, log-level, cgroup-parent, init, init-path), then defaults. SIGHUP re-reads the file
 /// (the log level applies at once); SIGTERM stops serving and leaves containers running.
 #[derive(Parser, Debug)]
 #[command(name = "berthd", version, verbatim_doc_comment)]
@@ -46,6 +46,13 @@ struct Opts {
     /// error, warn, info, debug or trace (default info).
     #[arg(long)]
     log_level: Option<String>,
+    /// The static init binary `docker run --init` runs as pid 1 (default: docker-init, else
+    /// tini-static, on PATH; Debian's tini package has it).
+    #[arg(long)]
+    init_path: Option<PathBuf>,
+    /// Run an init in every container unless it asks not to (docker run --init=false).
+    #[arg(long)]
+    init: bool,
     /// The config file.
     #[arg(long, default_value = DEFAULT_CONFIG)]
     config_file: PathBuf,
@@ -119,6 +126,9 @@ fn main() -> anyhow::Result<()> {
     .unwrap_or_else(|| "/berth".into());
     let runtime = config::pick("runtime", opts.runtime.clone(), file.runtime.clone())?
         .unwrap_or_else(|| sibling("berth-runtime"));
+    let init_path = config::pick("init-path", opts.init_path.clone(), file.init_path.clone())?
+        .or_else(|| ["docker-init", "tini-static"].into_iter().find_map(on_path));
+    let init = config::pick("init", opts.init.then_some(true), file.init)?.unwrap_or(false);
     let Some(socket) = host.strip_prefix("unix://").map(PathBuf::from) else {
         bail!("--host {host:?}: only unix:///path sockets are supported");
     };
@@ -132,6 +142,8 @@ fn main() -> anyhow::Result<()> {
         runtime,
         monitor: sibling("berth-monitor"),
         cgroup_parent,
+        init_path,
+        init,
     };
     // Two workers are plenty for a unix socket; the store's work runs on the blocking pool.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -189,6 +201,8 @@ async fn reload_on_hup(
             ("hosts", new.hosts != current.hosts),
             ("cgroup-parent", new.cgroup_parent != current.cgroup_parent),
             ("runtime", new.runtime != current.runtime),
+            ("init-path", new.init_path != current.init_path),
+            ("init", new.init != current.init),
         ]
         .into_iter()
         .filter(|(_, changed)| *changed)
@@ -210,6 +224,15 @@ async fn reload_on_hup(
 }
 
 /// A berth binary installed next to berthd, or else found on PATH.
+/// `name` in one of `$PATH`'s directories.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 fn sibling(name: &str) -> PathBuf {
     std::env::current_exe()
         .ok()

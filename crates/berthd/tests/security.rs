@@ -1,7 +1,10 @@
-//! Confinement through berthd, driven by the real `docker` CLI: Docker's default seccomp
-//! profile and the profiles users give, observed from inside real containers.
+//! What confines a container and what runs as its pid 1, through berthd and the real
+//! `docker` CLI: Docker's default seccomp profile, the profiles users give, and `--init`,
+//! observed from inside real containers.
 
 mod common;
+
+use std::time::{Duration, Instant};
 
 use common::{have_docker_cli, Daemon};
 
@@ -116,5 +119,61 @@ fn custom_seccomp_profiles_apply_and_bad_ones_are_refused() {
         d.ok(&["ps", "-aq"]),
         before,
         "a refused create made nothing"
+    );
+}
+
+#[test]
+fn init_runs_as_pid_1_and_forwards_signals() {
+    let Some(d) = setup() else { return };
+    // The init is pid 1 and the command its child.
+    let ps = d.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$",
+    ]);
+    let mut lines = ps.lines();
+    assert_eq!(
+        lines.next(),
+        Some("/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$ ")
+    );
+    assert_ne!(lines.next(), Some("1"), "{ps}");
+    // A command that ignores SIGTERM as pid 1 (the kernel drops signals pid 1 has no
+    // handler for) stops at once under the init, which forwards SIGTERM to it.
+    let id = d.ok(&["run", "-d", "--init", "busybox", "sleep", "60"]);
+    let id = id.trim();
+    let t = Instant::now();
+    d.ok(&["stop", "-t", "20", id]);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.ExitCode}} {{.HostConfig.Init}}",
+            id
+        ])
+        .trim(),
+        "143 true"
+    );
+    // Without it, the same stop has to wait for the timeout and SIGKILL.
+    let id = d.ok(&["run", "-d", "busybox", "sleep", "60"]);
+    let id = id.trim();
+    let t = Instant::now();
+    d.ok(&["stop", "-t", "2", id]);
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.ExitCode}}", id]).trim(),
+        "137"
     );
 }

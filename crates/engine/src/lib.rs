@@ -143,6 +143,11 @@ pub struct EngineConfig {
     pub monitor: PathBuf,
     /// The cgroup containers are created under (dockerd's `--cgroup-parent`), e.g. `/berth`.
     pub cgroup_parent: String,
+    /// The static init binary `--init` runs as pid 1 (dockerd's `init-path`; Docker ships
+    /// tini as `docker-init`). `None`: none was found, and `--init` is refused.
+    pub init_path: Option<PathBuf>,
+    /// Run every container with the init unless it says otherwise (dockerd's `--init`).
+    pub init: bool,
 }
 
 /// Something that happened to a container or volume, for `/events`.
@@ -265,6 +270,20 @@ impl Engine {
         });
         engine.restore().await?;
         Ok(engine)
+    }
+
+    /// The init binary a container runs under, if it asks for one (or the daemon's default
+    /// does).
+    fn init_for(&self, h: &bollard_stubs::models::HostConfig) -> Result<Option<&Path>> {
+        if !h.init.unwrap_or(self.cfg.init) {
+            return Ok(None);
+        }
+        match &self.cfg.init_path {
+            Some(p) => Ok(Some(p)),
+            None => Err(EngineError::InvalidParameter(
+                "--init: no init binary found: install tini (apt install tini, which brings docker-init's tini-static) or set berthd's --init-path".into(),
+            )),
+        }
     }
 
     fn ctr_dir(&self, id: &str) -> PathBuf {
@@ -473,6 +492,7 @@ impl Engine {
                 mounts: &[],
                 devices: &[],
                 host: self.host,
+                init: self.init_for(&host)?,
             },
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;
@@ -823,6 +843,7 @@ impl Engine {
                 mounts: &rec.mounts,
                 devices: &resolve_devices(&rec.host_config)?,
                 host: self.host,
+                init: self.init_for(&rec.host_config)?,
             },
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;

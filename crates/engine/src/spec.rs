@@ -287,7 +287,12 @@ pub struct Inputs<'a> {
     pub devices: &'a [Device],
     /// The host's architecture and kernel, which seccomp profiles' rules may depend on.
     pub host: seccomp::Host,
+    /// The init binary to run as pid 1 (`--init`), when the container has one.
+    pub init: Option<&'a Path>,
 }
+
+/// Where `--init` puts the init binary in the container, as dockerd does.
+pub const INIT_PATH: &str = "/sbin/docker-init";
 
 /// A host device made available in the container (`--device`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,7 +339,11 @@ pub fn parse_device(spec: &str) -> Result<(String, String, String), SpecError> {
 pub fn build(c: &ContainerConfig, h: &HostConfig, i: &Inputs) -> Result<Value, SpecError> {
     let privileged = h.privileged.unwrap_or(false);
     let tty = c.tty.unwrap_or(false);
-    let args = argv(c)?;
+    let mut args = argv(c)?;
+    if i.init.is_some() {
+        // The init reaps zombies and forwards signals to the command, its only child.
+        args.splice(0..0, [INIT_PATH.to_string(), "--".into()]);
+    }
 
     // Environment: the merged config's, plus what Docker adds.
     let mut env: Vec<String> = vec![format!("HOSTNAME={}", i.hostname)];
@@ -405,6 +414,12 @@ pub fn build(c: &ContainerConfig, h: &HostConfig, i: &Inputs) -> Result<Value, S
     ];
     let shm = h.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20);
     mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
+    if let Some(init) = i.init {
+        mounts.push(json!({
+            "destination": INIT_PATH, "type": "bind", "source": init,
+            "options": ["rbind", "rprivate", "ro"],
+        }));
+    }
     for f in ["resolv.conf", "hostname", "hosts"] {
         mounts.push(json!({
             "destination": format!("/etc/{f}"), "type": "bind",
@@ -781,6 +796,7 @@ mod tests {
                 arch: "amd64",
                 kernel: (6, 1),
             },
+            init: None,
         }
     }
 
@@ -1030,6 +1046,35 @@ mod tests {
             let e = build(&c, &h, &inputs(&user)).unwrap_err();
             assert!(e.0.contains(want), "{e} lacks {want}");
         }
+    }
+
+    #[test]
+    fn init_wraps_the_command_and_is_mounted_read_only() {
+        let user = User::default();
+        let c = ContainerConfig {
+            entrypoint: sv(&["/app"]),
+            cmd: sv(&["x"]),
+            ..Default::default()
+        };
+        let init = Path::new("/usr/bin/tini-static");
+        let s = build(
+            &c,
+            &HostConfig::default(),
+            &Inputs {
+                init: Some(init),
+                ..inputs(&user)
+            },
+        )
+        .unwrap();
+        assert_eq!(s["process"]["args"], json!([INIT_PATH, "--", "/app", "x"]));
+        let m = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == INIT_PATH)
+            .unwrap();
+        assert_eq!(m["source"], "/usr/bin/tini-static");
+        assert!(m["options"].as_array().unwrap().contains(&json!("ro")));
     }
 
     #[test]
