@@ -2,14 +2,12 @@
 //! the daemon issue that exist so far. Each test runs real containers as root and checks
 //! what is observable: output, exit codes, states, limits, and that nothing is left behind.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{have_docker_cli, Daemon};
+use berth_testkit::{have_docker_cli, Daemon};
 
 fn setup() -> Option<Daemon> {
     if !have_docker_cli() {

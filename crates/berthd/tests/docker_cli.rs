@@ -1,11 +1,11 @@
 //! The real `docker` CLI against berthd: version negotiation and the image commands.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{have_docker_cli, Daemon, BERTHD};
+use berth_testkit::{self as common, have_docker_cli, Daemon};
+
+const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
 
 /// A one-layer `docker save` archive, built here.
 fn archive(dir: &Path) -> PathBuf {

@@ -1,8 +1,8 @@
 //! The Python docker SDK (docker-py) drives berthd: `tests/sdk/scenarios.py`.
 
-mod common;
-
 use std::process::Command;
+
+use berth_testkit as common;
 
 #[test]
 fn python_docker_sdk_drives_berthd() {

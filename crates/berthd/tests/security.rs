@@ -2,11 +2,9 @@
 //! `docker` CLI: Docker's default seccomp profile, the profiles users give, and `--init`,
 //! observed from inside real containers.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{have_docker_cli, Daemon};
+use berth_testkit::{have_docker_cli, Daemon};
 
 fn setup() -> Option<Daemon> {
     if !have_docker_cli() {

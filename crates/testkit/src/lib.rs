@@ -1,9 +1,13 @@
-//! A berthd on a private socket, data root and exec root, driven with the real `docker` CLI;
-//! and the busybox image the container tests run.
+//! What berth's end-to-end tests share: a berthd on a private socket, data root, exec root
+//! and cgroup parent, driven with the real `docker` CLI or with `berth`; a private dockerd as
+//! the peer of interoperability tests; and the busybox image the container tests run.
 //!
 //! Dropping a [`Daemon`] removes every container it made (`docker rm -f`), stops berthd, and
 //! then sweeps what a failed test could have left behind under its directory: monitors still
-//! running, overlay mounts.
+//! running, overlay mounts. Dropping a [`Dockerd`] stops it and unmounts what it left.
+//!
+//! The binaries come from the target directory the test runs from (`target/<profile>`):
+//! `scripts/test.sh` builds them all before the tests.
 
 #![allow(dead_code)]
 
@@ -11,7 +15,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
+/// A binary of the workspace, next to the running test's `deps/` directory.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap();
+    let dir = if dir.ends_with("deps") {
+        dir.parent().unwrap()
+    } else {
+        dir
+    };
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{name} is not built in {}: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        dir.display()
+    );
+    p
+}
 
 /// A berthd on a private socket and root.
 pub struct Daemon {
@@ -29,14 +49,10 @@ impl Daemon {
 
     /// (Re)starts berthd on this daemon's directories.
     pub fn spawn(&mut self) {
-        let bin_dir = Path::new(BERTHD).parent().unwrap();
         for b in ["berth-runtime", "berth-monitor"] {
-            assert!(
-                bin_dir.join(b).exists(),
-                "{b} is not built next to berthd: run `cargo build --workspace` (nextest --workspace does)"
-            );
+            bin(b);
         }
-        let child = Command::new(BERTHD)
+        let child = Command::new(bin("berthd"))
             .arg("--root")
             .arg(self.dir.path().join("root"))
             .arg("--exec-root")
@@ -95,9 +111,13 @@ impl Daemon {
         self.dir.path().join("root")
     }
 
-    pub fn cmd_with(&self, bin: &str, args: &[&str]) -> Command {
+    /// A client command aimed at this daemon: the docker CLI through `DOCKER_HOST`, berth
+    /// through `BERTH_HOST`.
+    pub fn cmd_with(&self, bin: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+        let host = format!("unix://{}", self.socket().display());
         let mut c = Command::new(bin);
-        c.env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+        c.env("DOCKER_HOST", &host)
+            .env("BERTH_HOST", &host)
             .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
             .args(args);
         c
@@ -105,7 +125,8 @@ impl Daemon {
 
     /// Runs a client to completion; one that hangs for a minute is killed and the test fails
     /// naming it (rather than the whole test timing out without a clue).
-    pub fn docker_with(&self, bin: &str, args: &[&str]) -> Output {
+    pub fn docker_with(&self, bin: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
+        let what = format!("{} {args:?}", bin.as_ref().to_string_lossy());
         let child = self
             .cmd_with(bin, args)
             .stdin(Stdio::null())
@@ -113,7 +134,7 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        self.finish(child, &format!("{bin} {args:?}"))
+        self.finish(child, &what)
     }
 
     /// Waits for a client started with `cmd_with` (stdout and stderr piped), at most a minute.
@@ -144,15 +165,7 @@ impl Daemon {
 
     /// Runs docker; panics with its stderr unless it succeeds; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}\nstdout: {}\nberthd log tail:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            self.log_tail() + "\nstderr: " + &String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.succeeded("docker", args, self.docker(args))
     }
 
     /// Runs docker expecting failure; returns stderr.
@@ -160,6 +173,34 @@ impl Daemon {
         let out = self.docker(args);
         assert!(!out.status.success(), "docker {args:?} should fail");
         String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Runs berth's own CLI against this daemon.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.docker_with(bin("berth"), args)
+    }
+
+    /// Runs berth; panics with its stderr unless it succeeds; returns stdout.
+    pub fn berth_ok(&self, args: &[&str]) -> String {
+        self.succeeded("berth", args, self.berth(args))
+    }
+
+    /// Runs berth expecting failure; returns stderr.
+    pub fn berth_fails(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(!out.status.success(), "berth {args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn succeeded(&self, client: &str, args: &[&str], out: Output) -> String {
+        assert!(
+            out.status.success(),
+            "{client} {args:?}: {}\nstdout: {}\nberthd log tail:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            self.log_tail() + "\nstderr: " + &String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
     }
 
     pub fn log_tail(&self) -> String {
@@ -190,11 +231,18 @@ impl Daemon {
         (status, body)
     }
 
-    /// Loads the busybox image as `busybox:latest`.
+    /// Loads the busybox image as `busybox:latest` (with the docker CLI).
     pub fn load_busybox(&self) {
         let tar = busybox_archive(self.dir.path());
         let out = self.ok(&["load", "-i", tar.to_str().unwrap()]);
         assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    }
+
+    /// Loads the busybox image as `busybox:latest` with berth's own CLI.
+    pub fn berth_load_busybox(&self) {
+        let tar = busybox_archive(self.dir.path());
+        let out = self.berth_ok(&["load", "-i", tar.to_str().unwrap()]);
+        assert_eq!(out, "Loaded image: busybox:latest\n");
     }
 }
 
@@ -265,7 +313,11 @@ pub fn have_docker_cli() -> bool {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    berth_image::Digest::of(data).hex().to_string()
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A `docker save` archive of one layer (a tar) with `config` as the image's runtime config
@@ -335,4 +387,114 @@ pub fn busybox_archive(dir: &Path) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     archive_of(dir, &rootfs, "busybox:latest", &["sh"])
+}
+
+/// A dockerd of the test's own (data root, exec root, socket; no bridge, no iptables), the
+/// peer of the interoperability tests; stopped (and its containerd with it) on drop.
+pub struct Dockerd {
+    pub dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Dockerd {
+    /// Starts one, or `None` (the test then skips) where docker.io is not installed; CI
+    /// must have it.
+    pub fn start() -> Option<Self> {
+        if Command::new("dockerd").arg("--version").output().is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have docker.io (scripts/install-deps.sh)"
+            );
+            eprintln!("dockerd not installed: skipping");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("dockerd-")
+            .tempdir()
+            .unwrap();
+        let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = Command::new("dockerd")
+            .args([
+                "--data-root",
+                &p("data"),
+                "--exec-root",
+                &p("exec"),
+                "--pidfile",
+                &p("pid"),
+            ])
+            .arg(format!("--host=unix://{}", p("docker.sock")))
+            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+            .args([
+                "--containerd-namespace",
+                "berth-interop",
+                "--containerd-plugins-namespace",
+                "berth-interop-p",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = Dockerd { dir, child };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !d.docker(&["version"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not come up: {}",
+                std::fs::read_to_string(d.dir.path().join("log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(d)
+    }
+
+    /// The docker CLI against this dockerd.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.dir.path().join("docker.sock").display()),
+            )
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs docker; panics with its stderr unless it succeeds; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Anything dockerd left mounted under its roots (it should leave nothing).
+        let roots = self.dir.path().to_str().unwrap().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        for m in mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|m| m.starts_with(&roots))
+        {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
+    }
 }
