@@ -219,20 +219,49 @@ async fn info(State(d): State<Arc<Daemon>>) -> ApiResult<Json<serde_json::Value>
     })
     .await?
     .len();
-    let (os, arch) = berth_image::manifest::host_platform();
+    let (os, _) = berth_image::manifest::host_platform();
     let all = d.engine.list();
     let count = |s: berth_engine::Status| all.iter().filter(|c| c.state.status == s).count();
     let running = count(berth_engine::Status::Running);
     let paused = count(berth_engine::Status::Paused);
+    let uname = rustix::system::uname();
+    let os_name = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "Linux".into());
+    let mem_total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024);
+    let cfg = d.engine.config();
     Ok(Json(json!({
         "ID": "berth",
         "Containers": all.len(), "ContainersRunning": running, "ContainersPaused": paused,
         "ContainersStopped": all.len() - running - paused,
         "Images": images,
         "Driver": "overlay",
-        "OSType": os, "Architecture": arch,
+        "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": if d.engine.cgroup_v2() { "2" } else { "1" },
+        "DefaultRuntime": "berth-runtime",
+        "InitBinary": cfg.init_path.as_ref().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
+        "KernelVersion": uname.release().to_string_lossy(),
+        "OperatingSystem": os_name,
+        "OSType": os,
+        "Architecture": uname.machine().to_string_lossy(),
+        "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "MemTotal": mem_total,
+        "DockerRootDir": cfg.root,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
-        "Name": rustix::system::uname().nodename().to_string_lossy(),
+        "Name": uname.nodename().to_string_lossy(),
         // Every container gets Docker's default seccomp profile unless told otherwise.
         "SecurityOptions": ["name=seccomp,profile=builtin"],
         "Warnings": ["WARNING: no container networking yet: the default network gives containers loopback only (--network none); --network host shares the host's"],
@@ -249,8 +278,101 @@ fn created_unix(created: Option<&String>) -> i64 {
         .map_or(0, |t| t.timestamp())
 }
 
-async fn list_images(State(d): State<Arc<Daemon>>) -> ApiResult<Json<Vec<ImageSummary>>> {
-    blocking(move || image_summaries(&d)).await.map(Json)
+/// `GET /images/json?filters=`: Docker's `dangling`, `reference`, `label`, `before` and
+/// `since` filters.
+async fn list_images(State(d): State<Arc<Daemon>>, uri: Uri) -> ApiResult<Json<Vec<ImageSummary>>> {
+    let filters = first_param(&query_params(&uri), "filters")
+        .map(|f| containers::parse_filters(&f))
+        .transpose()?
+        .unwrap_or_default();
+    for k in filters.keys() {
+        if !["dangling", "reference", "label", "before", "since"].contains(&k.as_str()) {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("invalid filter '{k}'"),
+            ));
+        }
+    }
+    let all = blocking({
+        let d = d.clone();
+        move || image_summaries(&d)
+    })
+    .await?;
+    // `before`/`since` name an image; its creation time bounds the others'.
+    let created_of = |name: &str| -> ApiResult<i64> {
+        let img = d.images.resolve(name).map_err(ApiError::from)?;
+        Ok(all
+            .iter()
+            .find(|i| i.id == img.id.to_string())
+            .map_or(0, |i| i.created))
+    };
+    let mut bounds = (i64::MIN, i64::MAX);
+    for b in filters.get("before").into_iter().flatten() {
+        bounds.1 = bounds.1.min(created_of(b)?);
+    }
+    for s in filters.get("since").into_iter().flatten() {
+        bounds.0 = bounds.0.max(created_of(s)?);
+    }
+    let out = all
+        .into_iter()
+        .filter(|i| image_matches(i, &filters, bounds))
+        .map(|mut i| {
+            // As dockerd: with a reference filter, an image lists the tags that matched.
+            if let Some(pats) = filters.get("reference") {
+                i.repo_tags.retain(|t| {
+                    let (repo, tag) = t.rsplit_once(':').unwrap_or((t, ""));
+                    pats.iter().any(|p| matches_reference(p, repo, tag))
+                });
+            }
+            i
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+fn image_matches(
+    i: &ImageSummary,
+    f: &std::collections::HashMap<String, Vec<String>>,
+    (after, before): (i64, i64),
+) -> bool {
+    let dangling = i.repo_tags.is_empty();
+    let ok_dangling = f.get("dangling").is_none_or(|vals| {
+        vals.iter()
+            .all(|v| matches!(v.as_str(), "true" | "1") == dangling)
+    });
+    let ok_reference = f.get("reference").is_none_or(|pats| {
+        pats.iter().any(|p| {
+            i.repo_tags.iter().any(|t| {
+                let (repo, tag) = t.rsplit_once(':').unwrap_or((t, ""));
+                matches_reference(p, repo, tag)
+            })
+        })
+    });
+    let ok_label = f.get("label").is_none_or(|labels| {
+        labels.iter().all(|l| match l.split_once('=') {
+            Some((k, v)) => i.labels.get(k).is_some_and(|x| x == v),
+            None => i.labels.contains_key(l),
+        })
+    });
+    let ok_time =
+        (after == i64::MIN || i.created > after) && (before == i64::MAX || i.created < before);
+    ok_dangling && ok_reference && ok_label && ok_time
+}
+
+/// A `reference=` filter: a glob (`*` within a path component, `?` one character) on the
+/// familiar `repo:tag`, else on `repo`, as Docker's `FamiliarMatch`.
+fn matches_reference(pattern: &str, repo: &str, tag: &str) -> bool {
+    glob(pattern.as_bytes(), format!("{repo}:{tag}").as_bytes())
+        || glob(pattern.as_bytes(), repo.as_bytes())
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
+        (Some(&a), Some(&b)) if a == b || a == b'?' => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
 }
 
 /// Every image as `GET /images/json` lists it (blocking: reads the store).
@@ -300,7 +422,8 @@ async fn image_get(State(d): State<Arc<Daemon>>, Path(rest): Path<String>) -> Ap
                 "RepoTags": short_tags(&tags),
                 "RepoDigests": [],
                 "Parent": "",
-                "Comment": "",
+                "Comment": config["history"].as_array().and_then(|h| h.last())
+                    .and_then(|h| h["comment"].as_str()).unwrap_or(""),
                 "Created": config["created"],
                 "Config": config["config"],
                 "Architecture": config["architecture"],
@@ -318,6 +441,9 @@ async fn image_get(State(d): State<Arc<Daemon>>, Path(rest): Path<String>) -> Ap
         let v = blocking(move || {
             let img = d.images.resolve(&name)?;
             let config = serde_json::to_value(d.images.config_of(&img)?).unwrap_or_default();
+            let tags = short_tags(&d.images.tags_of(&img.id)?);
+            // Each entry that made a layer owns the next layer from the top.
+            let mut layers = img.chain.iter().rev();
             let mut out = Vec::new();
             for (i, h) in config["history"]
                 .as_array()
@@ -327,11 +453,18 @@ async fn image_get(State(d): State<Arc<Daemon>>, Path(rest): Path<String>) -> Ap
                 .rev()
                 .enumerate()
             {
+                let size = if h["empty_layer"].as_bool().unwrap_or(false) {
+                    0
+                } else {
+                    layers.next().map_or(0, |c| d.images.snapshots().size(c))
+                };
                 out.push(json!({
                     "Id": if i == 0 { img.id.to_string() } else { "<missing>".into() },
                     "Created": created_unix(h["created"].as_str().map(String::from).as_ref()),
-                    "CreatedBy": h["created_by"],
-                    "Tags": null, "Size": 0, "Comment": h["comment"],
+                    "CreatedBy": h["created_by"].as_str().unwrap_or(""),
+                    "Tags": if i == 0 { json!(tags) } else { json!(null) },
+                    "Size": size,
+                    "Comment": h["comment"].as_str().unwrap_or(""),
                 }));
             }
             Ok(json!(out))
@@ -636,6 +769,21 @@ mod tests {
         assert_eq!(req("/v1.24/_ping"), "/_ping");
         assert_eq!(req("/images/json"), "/images/json");
         assert_eq!(req("/vx/images"), "/vx/images");
+    }
+
+    #[test]
+    fn reference_filters_glob_like_docker() {
+        assert!(matches_reference("busybox", "busybox", "latest"));
+        assert!(matches_reference("busy*", "busybox", "latest"));
+        assert!(!matches_reference("busy*", "library/busybox", "latest"));
+        assert!(matches_reference("*/app", "team/app", "v1"));
+        assert!(matches_reference("team/app:v?", "team/app", "v1"));
+        assert!(!matches_reference("team/app:v2", "team/app", "v1"));
+        assert!(matches_reference(
+            "registry.local:5000/*",
+            "registry.local:5000/app",
+            "v1"
+        ));
     }
 
     #[test]

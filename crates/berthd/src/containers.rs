@@ -438,10 +438,12 @@ pub async fn wait(
             ))
         }
     };
-    // Unknown containers get their 404 now, not in the middle of a 200.
-    d.engine.inspect(&id)?;
+    // Unknown containers get their 404 now, not in the middle of a 200; and the wait counts
+    // from before the headers go out, so a client that starts the container once it has
+    // them cannot slip an exit past it.
+    let waiter = d.engine.waiter(&id, cond)?;
     let body = futures_util::stream::once(async move {
-        let code = d.engine.wait(&id, cond).await.unwrap_or(-1);
+        let code = waiter.await;
         let r = ContainerWaitResponse {
             status_code: code,
             error: None,

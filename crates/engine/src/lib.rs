@@ -299,6 +299,16 @@ impl Engine {
         &self.images
     }
 
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Whether the host's cgroups are v2 only.
+    pub fn cgroup_v2(&self) -> bool {
+        self.cgroup_v2
+    }
+
     /// The remembered events at or after `since_nano` (the last 1000 are kept), and a
     /// receiver of every event after those.
     pub fn subscribe(&self, since_nano: Option<i64>) -> (Vec<Event>, broadcast::Receiver<Event>) {
@@ -1188,20 +1198,33 @@ impl Engine {
 
     /// `POST /containers/{id}/wait`: the exit code once `cond` holds.
     pub async fn wait(&self, key: &str, cond: WaitCondition) -> Result<i64> {
+        Ok(self.waiter(key, cond)?.await)
+    }
+
+    /// A wait that counts from now: "the next exit" is the next one after this call, even if
+    /// the future is first polled later (berthd answers with its headers in between, and a
+    /// client may start the container as soon as it has them).
+    pub fn waiter(
+        &self,
+        key: &str,
+        cond: WaitCondition,
+    ) -> Result<impl std::future::Future<Output = i64> + Send + 'static> {
         let ctr = self.find(key)?;
         let mut rx = ctr.phase.subscribe();
         let start = rx.borrow().clone();
-        let r = match cond {
-            WaitCondition::NotRunning => rx.wait_for(|p| !p.running).await.map(|p| p.clone()),
-            WaitCondition::NextExit => rx
-                .wait_for(|p| p.exits > start.exits)
-                .await
-                .map(|p| p.clone()),
-            WaitCondition::Removed => rx.wait_for(|p| p.removed).await.map(|p| p.clone()),
-        };
-        // The sender goes with the container: it was removed meanwhile.
-        Ok(r.map(|p| p.exit_code)
-            .unwrap_or_else(|_| rx.borrow().exit_code))
+        Ok(async move {
+            let r = match cond {
+                WaitCondition::NotRunning => rx.wait_for(|p| !p.running).await.map(|p| p.clone()),
+                WaitCondition::NextExit => rx
+                    .wait_for(|p| p.exits > start.exits)
+                    .await
+                    .map(|p| p.clone()),
+                WaitCondition::Removed => rx.wait_for(|p| p.removed).await.map(|p| p.clone()),
+            };
+            // The sender goes with the container: it was removed meanwhile.
+            r.map(|p| p.exit_code)
+                .unwrap_or_else(|_| rx.borrow().exit_code)
+        })
     }
 
     /// `DELETE /containers/{id}`; `volumes` removes its anonymous volumes too (`rm -v`).

@@ -23,8 +23,28 @@ fn system_cpu_ns() -> u64 {
     ticks * 10_000_000
 }
 
+/// The host's memory in bytes (`MemTotal` of /proc/meminfo).
+fn host_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 /// The runc-shaped statistics as Docker's `ContainerStatsResponse` fields.
 pub fn docker_shape(raw: &Value) -> Value {
+    docker_shape_on(raw, host_memory())
+}
+
+/// As [`docker_shape`], on a host with `host_mem` bytes: a memory limit above it (no limit:
+/// cgroup v1 says 2^63 - 4096) is reported as the host's memory, as dockerd does.
+fn docker_shape_on(raw: &Value, host_mem: Option<u64>) -> Value {
     let d = &raw["data"];
     let cpu = &d["cpu"];
     let percpu = cpu["usage"]["percpu"]
@@ -55,7 +75,10 @@ pub fn docker_shape(raw: &Value) -> Value {
         "memory_stats": {
             "usage": mem["usage"]["usage"],
             "max_usage": mem["usage"]["max"],
-            "limit": mem["usage"]["limit"],
+            "limit": match (mem["usage"]["limit"].as_u64(), host_mem) {
+                (Some(l), Some(h)) if l > h => json!(h),
+                _ => mem["usage"]["limit"].clone(),
+            },
             "failcnt": mem["usage"]["failcnt"],
             "stats": raw_stats,
         },
@@ -107,5 +130,14 @@ mod tests {
         assert_eq!(v["memory_stats"]["limit"], 67108864);
         assert_eq!(v["pids_stats"]["current"], 3);
         assert!(v["cpu_stats"]["system_cpu_usage"].as_u64().unwrap() > 0);
+        // No limit (v1's 2^63 - 4096) reads as the host's memory.
+        let mut unlimited = raw.clone();
+        unlimited["data"]["memory"]["usage"]["limit"] = json!(9223372036854771712u64);
+        let v = docker_shape_on(&unlimited, Some(8 << 30));
+        assert_eq!(v["memory_stats"]["limit"], 8u64 << 30);
+        assert_eq!(
+            docker_shape_on(&raw, Some(8 << 30))["memory_stats"]["limit"],
+            67108864
+        );
     }
 }
