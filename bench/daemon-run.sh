@@ -3,7 +3,8 @@
 # The same docker CLI drives both, with the same busybox image (scripts/mk-busybox-rootfs.sh,
 # brought in with `docker import`):
 #  1. `docker run --rm busybox true`, through berthd and through dockerd (with --network none
-#     too, since berthd's containers have loopback only so far);
+#     too, since berthd's containers have loopback only so far), and berth's own CLI
+#     (`berth run --rm busybox true`) against berthd;
 #  2. N containers started at once with `docker run -d ... sleep`, wall time until all return;
 #  3. resident memory: berthd idle vs dockerd + containerd, and per running container the
 #     berth-monitor vs the containerd shim.
@@ -19,7 +20,7 @@ concurrent=${BENCH_CONCURRENT:-100}
 for t in dockerd hyperfine docker jq; do
     command -v $t >/dev/null || { echo "needs $t (bash scripts/install-deps.sh)" >&2; exit 1; }
 done
-cargo build --release --quiet --bin berthd --bin berth-runtime --bin berth-monitor
+cargo build --release --quiet --bin berthd --bin berth-runtime --bin berth-monitor --bin berth
 
 work=$(mktemp -d /tmp/berth-bench-daemon.XXXXXX)
 bsock=$work/berth.sock
@@ -46,6 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 B="env DOCKER_HOST=unix://$bsock docker"
+BC="./target/release/berth -H unix://$bsock"
 D="env DOCKER_HOST=unix://$dsock docker"
 for _ in $(seq 300); do $D version >/dev/null 2>&1 && $B version >/dev/null 2>&1 && break; sleep 0.1; done
 
@@ -57,14 +59,16 @@ $D import "$work/busybox.tar" busybox:latest >/dev/null
 json=$work/run.json
 hyperfine -N --style none --warmup 3 --runs "$runs" --export-json "$json" \
     -n berthd "$B run --rm busybox true" \
+    -n "berth CLI" "$BC run --rm busybox true" \
     -n dockerd "$D run --rm busybox true" \
     -n "dockerd --network none" "$D run --rm --network none busybox true" \
     -n "docker version (CLI floor)" "$B version" >/dev/null 2>&1
 median() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .median' "$json"; }
-b=$(median berthd); d=$(median dockerd); dn=$(median "dockerd --network none"); v=$(median "docker version (CLI floor)")
+b=$(median berthd); bc=$(median "berth CLI"); d=$(median dockerd); dn=$(median "dockerd --network none"); v=$(median "docker version (CLI floor)")
 echo "docker run --rm busybox true ($runs runs each, medians; same docker CLI):"
-awk -v b="$b" -v d="$d" -v dn="$dn" -v v="$v" 'BEGIN {
+awk -v b="$b" -v bc="$bc" -v d="$d" -v dn="$dn" -v v="$v" 'BEGIN {
     printf "  berthd                   %6.1f ms   (target <= 25 ms)\n", b*1000
+    printf "  berthd, berth CLI        %6.1f ms   (berth run --rm busybox true)\n", bc*1000
     printf "  dockerd                  %6.1f ms\n", d*1000
     printf "  dockerd --network none   %6.1f ms\n", dn*1000
     printf "  docker version           %6.1f ms   (the CLI alone, for scale)\n", v*1000

@@ -2,8 +2,9 @@
 # Image benchmark, berth beside Docker in one run (not a test: numbers, no pass/fail):
 #  1. save + load of a three-layer image of about 100 MB (save -o, rmi, load -i);
 #  2. layer unpack throughput: berth's extractor vs plain `tar -x` of the same layer.
-# Starts a private dockerd (own roots and socket, no bridge, no iptables) and stops it at the
-# end. Needs docker.io and hyperfine (scripts/install-deps.sh).
+# Starts a private berthd and a private dockerd (own roots and sockets, no bridge, no
+# iptables) and stops both at the end; berth's CLI drives berthd, docker's drives dockerd.
+# Needs docker.io and hyperfine (scripts/install-deps.sh).
 #
 #   bash bench/image-save-load.sh          # 10 runs each
 #   BENCH_RUNS=3 bash bench/image-save-load.sh
@@ -13,24 +14,29 @@ runs=${BENCH_RUNS:-10}
 for t in dockerd hyperfine; do
     command -v $t >/dev/null || { echo "needs $t (bash scripts/install-deps.sh)" >&2; exit 1; }
 done
-cargo build --release --quiet --bin berth --example unpack
-berth=$PWD/target/release/berth
+cargo build --release --quiet --bin berth --bin berthd --bin berth-runtime --bin berth-monitor --example unpack
 unpack=$PWD/target/release/examples/unpack
 
 work=$(mktemp -d /tmp/berth-bench-image.XXXXXX)
+./target/release/berthd --root "$work/berth" --exec-root "$work/bexec" --host "unix://$work/berth.sock" \
+    --cgroup-parent "berth-bench-${work##*.}" >"$work/berthd.log" 2>&1 &
+bpid=$!
+berth="$PWD/target/release/berth -H unix://$work/berth.sock"
 dockerd --data-root "$work/docker" --exec-root "$work/exec" --pidfile "$work/docker.pid" \
     --host "unix://$work/docker.sock" --iptables=false --ip6tables=false --bridge=none \
     --containerd-namespace berth-bench --containerd-plugins-namespace berth-bench-p \
     >"$work/dockerd.log" 2>&1 &
 dpid=$!
 cleanup() {
-    kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
+    kill "$bpid" "$dpid" 2>/dev/null || true
+    wait "$bpid" "$dpid" 2>/dev/null || true
     grep -o " $work[^ ]*" /proc/self/mounts | xargs -r -n1 umount -l 2>/dev/null || true
+    rmdir /sys/fs/cgroup/*/"berth-bench-${work##*.}" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 export DOCKER_HOST=unix://$work/docker.sock
-for _ in $(seq 300); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 300); do docker version >/dev/null 2>&1 && $berth version >/dev/null 2>&1 && break; sleep 0.1; done
 
 # Three layers of ~33 MB each: many small files, a few large ones, incompressible content.
 ctx=$work/ctx
@@ -42,13 +48,12 @@ done
 printf 'FROM scratch\nCOPY l1 /l1\nCOPY l2 /l2\nCOPY l3 /l3\n' > "$ctx/Dockerfile"
 DOCKER_BUILDKIT=0 docker build -q -t bench:1 "$ctx" >/dev/null
 docker save -o "$work/seed.tar" bench:1
-data=$work/berth
-"$berth" --data-root "$data" load -q -i "$work/seed.tar"
+$berth load -q -i "$work/seed.tar"
 size=$(du -sm "$work/seed.tar" | cut -f1)
 
 json=$work/save-load.json
 hyperfine -N --style none --warmup 1 --runs "$runs" --export-json "$json" \
-    -n berth "bash -c '$berth --data-root $data save -o $work/b.tar bench:1 && $berth --data-root $data rmi -f bench:1 >/dev/null && $berth --data-root $data load -q -i $work/b.tar'" \
+    -n berth "bash -c '$berth save -o $work/b.tar bench:1 && $berth rmi -f bench:1 >/dev/null && $berth load -q -i $work/b.tar'" \
     -n docker "bash -c 'docker save -o $work/d.tar bench:1 && docker rmi -f bench:1 >/dev/null && docker load -q -i $work/d.tar >/dev/null'" \
     >/dev/null 2>&1
 

@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# The quickstart: install what is needed, build berth, and run a container end to end.
+# The quickstart: install what is needed, build berth, and run a container end to end: a
+# private berthd, the busybox image brought in with `berth import`, and `berth run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
-cargo build --release --quiet --bin berth-runtime
+cargo build --release --quiet --bin berthd --bin berth --bin berth-runtime --bin berth-monitor
 
-bundle=target/demo/bundle
-rm -rf target/demo
-mkdir -p "$bundle"
-bash scripts/mk-busybox-rootfs.sh "$bundle/rootfs" >/dev/null
-rt=target/release/berth-runtime
-"$rt" spec --bundle "$bundle"
-# Run a shell that shows it is isolated: its own pid namespace, hostname and root.
-jq '.process.args = ["sh", "-c", "echo \"hello from $(hostname): I am pid $$, / is $(touch /x 2>/dev/null && echo writable || echo read-only)\""]
-    | .root.readonly = true' "$bundle/config.json" > "$bundle/config.json.new"
-mv "$bundle/config.json.new" "$bundle/config.json"
-"$rt" --root target/demo/state run --bundle "$bundle" "demo-$$"
+work=$(mktemp -d /tmp/berth-demo.XXXXXX)
+./target/release/berthd --root "$work/root" --exec-root "$work/exec" --host "unix://$work/berth.sock" \
+    --cgroup-parent "berth-demo-${work##*.}" >"$work/berthd.log" 2>&1 &
+pid=$!
+cleanup() {
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    grep -o " $work[^ ]*" /proc/self/mounts | xargs -r -n1 umount -l 2>/dev/null || true
+    rmdir /sys/fs/cgroup/*/"berth-demo-${work##*.}" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+berth() { ./target/release/berth -H "unix://$work/berth.sock" "$@"; }
+for _ in $(seq 100); do berth version >/dev/null 2>&1 && break; sleep 0.05; done
+
+bash scripts/mk-busybox-rootfs.sh "$work/rootfs" >/dev/null
+tar -C "$work/rootfs" -cf "$work/busybox.tar" .
+berth import "$work/busybox.tar" busybox >/dev/null
+# A shell that shows it is isolated: its own pid namespace, hostname and read-only root.
+berth run --rm --read-only --hostname berth busybox \
+    sh -c 'echo "hello from $(hostname): I am pid $$, / is $(touch /x 2>/dev/null && echo writable || echo read-only)"'

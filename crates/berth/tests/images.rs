@@ -1,45 +1,8 @@
-//! The image commands end to end, as a user types them, on a private data root.
+//! The image commands end to end, as a user types them, through a private berthd.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_berth");
-
-struct Berth {
-    root: tempfile::TempDir,
-}
-
-impl Berth {
-    fn new() -> Self {
-        Berth {
-            root: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--data-root")
-            .arg(self.root.path().join("data"))
-            .args(args);
-        c.stdin(Stdio::null());
-        c
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-    fn file(&self, name: &str, data: &[u8]) -> String {
-        let p = self.root.path().join(name);
-        std::fs::write(&p, data).unwrap();
-        p.to_str().unwrap().to_string()
-    }
-}
+use berth_testkit::Daemon;
 
 fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -56,17 +19,24 @@ fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+fn file(d: &Daemon, name: &str, data: &[u8]) -> String {
+    let p = d.dir.path().join(name);
+    std::fs::write(&p, data).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
 #[test]
 fn import_images_tag_history_inspect_rmi() {
-    let b = Berth::new();
-    let rootfs = b.file(
+    let d = Daemon::start();
+    let rootfs = file(
+        &d,
         "rootfs.tar",
         &tar_of(&[
             ("bin/hello", b"#!/bin/sh\necho hi\n"),
             ("etc/hostname", b"x"),
         ]),
     );
-    let id = b.ok(&[
+    let id = d.berth_ok(&[
         "import",
         "--change",
         "CMD [\"/bin/hello\"]",
@@ -75,52 +45,63 @@ fn import_images_tag_history_inspect_rmi() {
         &rootfs,
         "hello:1",
     ]);
-    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let id = id.trim();
+    assert!(id.starts_with("sha256:"), "{id}");
+    let short = &id["sha256:".len()..][..12];
 
-    let table = b.ok(&["images"]);
+    let table = d.berth_ok(&["images"]);
     let lines: Vec<&str> = table.lines().collect();
     assert!(
         lines[0].starts_with("REPOSITORY   TAG       IMAGE ID       CREATED"),
         "{table}"
     );
     assert!(lines[1].starts_with("hello        1         "), "{table}");
-    assert!(lines[1].contains(&id.trim()["sha256:".len()..][..12]));
+    assert!(lines[1].contains(short));
     assert!(lines[1].ends_with("19B"), "size of the files: {table}");
 
-    b.ok(&["tag", "hello:1", "registry.local:5000/team/hello:latest"]);
+    d.berth_ok(&["tag", "hello:1", "registry.local:5000/team/hello:latest"]);
     assert_eq!(
-        b.ok(&["images", "-q"]).lines().count(),
+        d.berth_ok(&["images", "-q"]).lines().count(),
         1,
         "one image, two tags"
     );
     assert_eq!(
-        b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
+        d.berth_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
         "hello:1\nregistry.local:5000/team/hello:latest\n"
     );
     assert_eq!(
-        b.ok(&["images", "--filter", "reference=hello"])
+        d.berth_ok(&["images", "--filter", "reference=hello"])
             .lines()
             .count(),
         2
     );
     assert_eq!(
-        b.ok(&["images", "--filter", "dangling=true"])
+        d.berth_ok(&["images", "-q", "registry.local:5000/team/*"])
+            .trim(),
+        short
+    );
+    assert_eq!(
+        d.berth_ok(&["images", "--filter", "dangling=true"])
             .lines()
             .count(),
         1,
         "header only"
     );
+    let err = d.berth_fails(&["images", "--filter", "colour=red"]);
+    assert!(err.contains("invalid filter 'colour'"), "{err}");
 
-    let hist = b.ok(&["history", "hello:1"]);
+    let hist = d.berth_ok(&["history", "hello:1"]);
     assert!(hist.starts_with("IMAGE          CREATED"), "{hist}");
     assert!(
-        hist.contains("berth import") && hist.contains("Imported from tarball"),
+        hist.contains("berth import")
+            && hist.contains("Imported from tarball")
+            && hist.contains("19B"),
         "{hist}"
     );
 
     let inspect: serde_json::Value =
-        serde_json::from_str(&b.ok(&["image", "inspect", "hello:1"])).unwrap();
-    assert_eq!(inspect[0]["Id"], id.trim());
+        serde_json::from_str(&d.berth_ok(&["image", "inspect", "hello:1"])).unwrap();
+    assert_eq!(inspect[0]["Id"], id);
     assert_eq!(
         inspect[0]["Config"]["Cmd"],
         serde_json::json!(["/bin/hello"])
@@ -131,7 +112,7 @@ fn import_images_tag_history_inspect_rmi() {
     );
     assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
     assert_eq!(
-        b.ok(&[
+        d.berth_ok(&[
             "image",
             "inspect",
             "--format",
@@ -143,55 +124,57 @@ fn import_images_tag_history_inspect_rmi() {
     );
 
     // rmi: by ID with two tags is a conflict, by tag untags, the last tag deletes.
-    let out = b.run(&["rmi", &id.trim()["sha256:".len()..][..12]]);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("must be forced"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(b.ok(&["rmi", "hello:1"]), "Untagged: hello:1\n");
-    let out = b.ok(&["rmi", "registry.local:5000/team/hello"]);
+    let err = d.berth_fails(&["rmi", short]);
+    assert!(err.contains("must be forced"), "{err}");
+    assert_eq!(d.berth_ok(&["rmi", "hello:1"]), "Untagged: hello:1\n");
     assert_eq!(
-        out,
-        format!(
-            "Untagged: registry.local:5000/team/hello:latest\nDeleted: {}\n",
-            id.trim()
-        )
+        d.berth_ok(&["rmi", "registry.local:5000/team/hello"]),
+        format!("Untagged: registry.local:5000/team/hello:latest\nDeleted: {id}\n")
     );
-    assert_eq!(b.ok(&["images", "-q"]), "");
+    assert_eq!(d.berth_ok(&["images", "-q"]), "");
     // Its blobs and layer are gone too.
-    let blobs = std::fs::read_dir(b.root.path().join("data/content/blobs/sha256"))
+    let blobs = std::fs::read_dir(d.root().join("content/blobs/sha256"))
         .unwrap()
         .count();
     assert_eq!(blobs, 0);
 
-    let out = b.run(&["rmi", "nothing:here"]);
+    let err = d.berth_fails(&["rmi", "nothing:here"]);
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
-        "Error response from berth: No such image: nothing:here"
+        err.trim(),
+        "Error response from daemon: No such image: nothing:here"
     );
 }
 
 #[test]
 fn save_load_round_trip_and_bad_archives() {
-    let a = Berth::new();
-    let rootfs = a.file("rootfs.tar", &tar_of(&[("bin/app", b"v1")]));
-    let id = a.ok(&["import", &rootfs, "app:1"]);
-    let saved = a.root.path().join("app.tar");
-    a.ok(&["save", "-o", saved.to_str().unwrap(), "app:1"]);
+    let a = Daemon::start();
+    let rootfs = file(&a, "rootfs.tar", &tar_of(&[("bin/app", b"v1")]));
+    let id = a.berth_ok(&["import", &rootfs, "app:1"]);
+    let saved = a.dir.path().join("app.tar");
+    a.berth_ok(&["save", "-o", saved.to_str().unwrap(), "app:1"]);
+    // save to a pipe, as `berth save app | gzip` does.
+    let piped = a
+        .cmd_with(berth_testkit::bin("berth"), &["save", "app:1"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    assert_eq!(piped.stdout, std::fs::read(&saved).unwrap());
 
-    let b = Berth::new();
+    let b = Daemon::start();
     assert_eq!(
-        b.ok(&["load", "-i", saved.to_str().unwrap()]),
+        b.berth_ok(&["load", "-i", saved.to_str().unwrap()]),
         "Loaded image: app:1\n"
     );
-    assert_eq!(b.ok(&["images", "-q", "--no-trunc"]).trim(), id.trim());
+    assert_eq!(
+        b.berth_ok(&["images", "-q", "--no-trunc"]).trim(),
+        id.trim()
+    );
     // From stdin, gzip-compressed, as `docker save app | gzip | docker load` does.
-    let c = Berth::new();
-    let gz_path = c.file("app.tar.gz", &gzip(&std::fs::read(&saved).unwrap()));
+    let c = Daemon::start();
+    let gz_path = file(&c, "app.tar.gz", &gzip(&std::fs::read(&saved).unwrap()));
     let out = c
-        .cmd(&["load"])
+        .cmd_with(berth_testkit::bin("berth"), &["load"])
         .stdin(std::fs::File::open(&gz_path).unwrap())
         .output()
         .unwrap();
@@ -200,36 +183,41 @@ fn save_load_round_trip_and_bad_archives() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Loaded image: app:1\n"
+    );
 
     // A truncated archive is refused precisely and the stored image still lists and saves.
     let bytes = std::fs::read(&saved).unwrap();
-    let cut = b.file("cut.tar", &bytes[..bytes.len() / 2]);
-    let out = b.run(&["load", "-i", &cut]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let cut = file(&b, "cut.tar", &bytes[..bytes.len() / 2]);
+    let err = b.berth_fails(&["load", "-i", &cut]);
     assert!(err.contains("read layer"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert_eq!(b.ok(&["images", "-q", "--no-trunc"]).trim(), id.trim());
-    b.ok(&[
+    assert_eq!(
+        b.berth_ok(&["images", "-q", "--no-trunc"]).trim(),
+        id.trim()
+    );
+    b.berth_ok(&[
         "save",
         "-o",
-        b.root.path().join("again.tar").to_str().unwrap(),
+        b.dir.path().join("again.tar").to_str().unwrap(),
         "app:1",
     ]);
 
     // An unknown image fails before anything is written.
-    let out = b.run(&[
+    let err = b.berth_fails(&[
         "save",
         "-o",
-        b.root.path().join("none.tar").to_str().unwrap(),
+        b.dir.path().join("none.tar").to_str().unwrap(),
         "missing",
     ]);
-    assert!(!out.status.success());
-    assert!(!b.root.path().join("none.tar").exists());
-    let stray: Vec<_> = std::fs::read_dir(b.root.path())
+    assert!(err.contains("No such image: missing"), "{err}");
+    assert!(!b.dir.path().join("none.tar").exists());
+    let stray: Vec<_> = std::fs::read_dir(b.dir.path())
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".berth-save"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".berth-"))
         .collect();
     assert!(stray.is_empty(), "temporary archive left behind");
 }
@@ -250,29 +238,25 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn daemonless_rmi_and_prune_respect_berthds_containers() {
-    let b = Berth::new();
-    let tar = b.file("rootfs.tar", &tar_of(&[("hello", b"hi")]));
-    let id = b.ok(&["import", &tar, "used:1"]).trim().to_string();
-    // A container record as berthd writes it, made from that image.
-    let ctr = b.root.path().join("data/containers/abc");
-    std::fs::create_dir_all(&ctr).unwrap();
-    std::fs::write(
-        ctr.join("config.v2.json"),
-        serde_json::json!({"id": "abc", "image": id}).to_string(),
-    )
-    .unwrap();
-    let out = b.run(&["rmi", "used:1"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("being used by a container"));
-    b.ok(&["rmi", "-f", "used:1"]);
-    b.ok(&["image", "prune", "-a", "-f"]);
+fn images_in_use_are_kept_and_prune_removes_the_rest() {
+    let d = Daemon::start();
+    d.berth_load_busybox();
+    let tar = file(&d, "rootfs.tar", &tar_of(&[("hello", b"hi")]));
+    let unused = d.berth_ok(&["import", &tar, "unused:1"]).trim().to_string();
+    let ctr = d.berth_ok(&["create", "busybox", "true"]);
+    let err = d.berth_fails(&["rmi", "busybox"]);
+    assert!(err.contains("being used by"), "{err}");
+    // A forced removal only untags what a container uses.
+    d.berth_ok(&["rmi", "-f", "busybox"]);
+    let out = d.berth_ok(&["image", "prune", "-a", "-f"]);
+    assert!(out.contains(&format!("deleted: {unused}")), "{out}");
+    assert!(out.contains("Total reclaimed space:"), "{out}");
     assert_eq!(
-        b.ok(&["images", "-aq"]).trim(),
-        &id[7..19],
+        d.berth_ok(&["images", "-aq"]).lines().count(),
+        1,
         "kept while in use"
     );
-    std::fs::remove_dir_all(&ctr).unwrap();
-    b.ok(&["image", "prune", "-f"]);
-    assert_eq!(b.ok(&["images", "-aq"]), "");
+    d.berth_ok(&["rm", ctr.trim()]);
+    d.berth_ok(&["image", "prune", "-f"]);
+    assert_eq!(d.berth_ok(&["images", "-aq"]), "");
 }
