@@ -18,8 +18,8 @@ pub mod features;
 pub mod foreground;
 pub mod logging;
 pub mod runtime;
-pub mod sealed;
 pub mod seccomp;
 
+pub use berth_seal as sealed;
 pub use error::{Result, RuntimeError};
 pub use runtime::{CreateOptions, Runtime};

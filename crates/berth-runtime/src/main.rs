@@ -65,6 +65,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    sealed::name_after_argv0();
     let opts = Opts::parse();
     if let Err(msg) = logging::init(
         opts.global.log.as_deref(),

@@ -28,6 +28,8 @@ pub struct File {
     pub init_path: Option<PathBuf>,
     /// `--init`.
     pub init: Option<bool>,
+    /// `--cgroup-favordynmods`.
+    pub cgroup_favordynmods: Option<bool>,
 }
 
 /// Reads the config file; a missing default file is an empty one.

@@ -36,6 +36,8 @@ fn assert_gone(d: &Daemon, id: &str) {
         .join("exec")
         .join(format!("{id}.sock"))
         .exists());
+    // Nor the runtime's state for it.
+    assert!(!d.dir.path().join("exec/runtime").join(id).exists());
 }
 
 #[test]
@@ -1200,4 +1202,44 @@ fn a_new_volume_gets_the_images_content() {
         ]),
         "hostname\nhosts\nresolv.conf\n"
     );
+}
+
+#[test]
+fn exited_containers_leave_nothing_even_with_processes_outside_a_pid_namespace() {
+    let Some(d) = setup() else { return };
+    // Without a pid namespace of its own, the init's exit kills nothing: the monitor's
+    // cleanup finds the cgroup busy and has the runtime kill what is left.
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--pid",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1000 & echo started",
+    ]);
+    let id = id.trim().to_string();
+    assert_eq!(d.ok(&["wait", &id]).trim(), "0");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stray = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|p| std::fs::read(p.path().join("cgroup")).ok())
+            .any(|c| String::from_utf8_lossy(&c).contains(&id))
+    };
+    while stray() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!stray(), "a process of {id} outlived it");
+    d.ok(&["rm", &id]);
+    assert_gone(&d, &id);
+    // And the ordinary case, with the cleanup done by the monitor itself.
+    let id = d.ok(&["run", "-d", "busybox", "true"]);
+    let id = id.trim().to_string();
+    assert_eq!(d.ok(&["wait", &id]).trim(), "0");
+    assert!(!d.dir.path().join("exec/runtime").join(&id).exists());
+    d.ok(&["rm", &id]);
+    assert_gone(&d, &id);
 }

@@ -203,3 +203,55 @@ fn config_file_settings_and_sighup_reload() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
 }
+
+/// The host's cgroup2 super options, and where it is mounted.
+fn cgroup2() -> Option<(String, String)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let mut r = right.split_whitespace();
+        (r.next()? == "cgroup2").then(|| {
+            (
+                left.split_whitespace().nth(4).unwrap().to_string(),
+                r.nth(1).unwrap_or("").to_string(),
+            )
+        })
+    })
+}
+
+#[test]
+fn cgroup_favordynmods_is_applied_only_when_asked_keeping_other_options() {
+    let Some((path, before)) = cgroup2() else {
+        eprintln!("no cgroup2 hierarchy: skipping");
+        return;
+    };
+    // The host's options come back however the test ends.
+    struct Restore(String, String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // The syscall itself: mount(8) would merge the options now in effect back in.
+            let opts: Vec<&str> = self.1.split(',').filter(|o| *o != "rw").collect();
+            let _ = rustix::mount::mount_remount(
+                self.0.as_str(),
+                rustix::mount::MountFlags::empty(),
+                opts.join(",").as_str(),
+            );
+        }
+    }
+    let _restore = Restore(path.clone(), before.clone());
+    if !before.contains("favordynmods") {
+        let _plain = Daemon::start();
+        assert_eq!(cgroup2().unwrap().1, before, "not without the flag");
+    }
+    let d = Daemon::start_with(&["--cgroup-favordynmods"]);
+    let after = cgroup2().unwrap().1;
+    assert!(after.contains("favordynmods"), "{after}");
+    for o in before.split(',') {
+        assert!(after.split(',').any(|a| a == o), "{o} lost: {after}");
+    }
+    assert!(
+        d.log_tail().contains("cgroup-favordynmods:"),
+        "{}",
+        d.log_tail()
+    );
+}

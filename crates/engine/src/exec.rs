@@ -173,7 +173,7 @@ impl Engine {
     /// `berth-runtime exec --process FILE ID`, in the foreground (the runtime waits for the
     /// process and exits with its code).
     pub(crate) fn runtime_exec(&self, id: &str, process_file: &Path) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(&self.cfg.runtime);
+        let mut cmd = self.runtime();
         cmd.arg("--root")
             .arg(self.cfg.exec_root.join("runtime"))
             .arg("exec")

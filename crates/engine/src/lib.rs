@@ -20,6 +20,7 @@
 pub mod archive;
 pub mod exec;
 pub mod health;
+pub mod host;
 pub mod logs;
 mod names;
 pub mod record;
@@ -244,6 +245,10 @@ pub struct Engine {
     cgroup_v2: bool,
     /// Architecture and kernel, for seccomp profiles' conditions.
     host: seccomp::Host,
+    /// The runtime binary opened once through a read-only overlay (CVE-2019-5736): exec'd
+    /// from here, the runtime is protected from its first instruction and skips its own
+    /// re-exec. None when that failed (the runtime then protects itself).
+    runtime_fd: Option<OwnedFd>,
 }
 
 impl Engine {
@@ -260,6 +265,7 @@ impl Engine {
             cgroup_v2: !Path::new("/sys/fs/cgroup/memory").exists()
                 && Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
             host: seccomp::Host::current(),
+            runtime_fd: protected_runtime(&cfg.runtime),
             cfg,
             images,
             containers: Mutex::new(HashMap::new()),
@@ -719,12 +725,20 @@ impl Engine {
                     .map_err(io_err("open", &dir.join("monitor.log")))?,
             );
         let raw = std::os::fd::AsRawFd::as_raw_fd(&theirs);
+        let runtime_fd = self
+            .runtime_fd
+            .as_ref()
+            .map(std::os::fd::AsRawFd::as_raw_fd);
         // SAFETY: between fork and exec only async-signal-safe calls are made: setsid and
-        // dup2 on an fd that is open in the parent (kept alive until spawn returns).
+        // dup2 on fds that are open in the parent (kept alive until spawn returns; the
+        // runtime's for the engine's whole life).
         unsafe {
             cmd.pre_exec(move || {
                 libc_setsid_dup(raw, berth_monitor::SYNC_FD)?;
                 libc_dup_to(lock_fd, berth_monitor::LOCK_FD)?;
+                if let Some(fd) = runtime_fd {
+                    libc_dup_to(fd, berth_monitor::RUNTIME_FD)?;
+                }
                 Ok(())
             });
         }
@@ -903,6 +917,7 @@ impl Engine {
         let mcfg = berth_monitor::Config {
             id: rec.id.clone(),
             runtime: self.cfg.runtime.clone(),
+            runtime_protected: self.runtime_fd.is_some(),
             runtime_root: self.cfg.exec_root.join("runtime"),
             bundle: dir.clone(),
             socket: self.socket(&rec.id),
@@ -1164,8 +1179,25 @@ impl Engine {
         Ok(())
     }
 
+    /// The OCI runtime as a command, exec'd from the protected copy when there is one
+    /// (`/proc/self/fd/N` resolves in the forked child before the exec closes the fd).
+    fn runtime(&self) -> tokio::process::Command {
+        match &self.runtime_fd {
+            Some(fd) => {
+                let mut c = tokio::process::Command::new(format!(
+                    "/proc/self/fd/{}",
+                    std::os::fd::AsRawFd::as_raw_fd(fd)
+                ));
+                c.arg0(&self.cfg.runtime);
+                c
+            }
+            None => tokio::process::Command::new(&self.cfg.runtime),
+        }
+    }
+
     async fn runtime_cmd(&self, args: &[&str]) -> Result<String> {
-        let out = tokio::process::Command::new(&self.cfg.runtime)
+        let out = self
+            .runtime()
             .arg("--root")
             .arg(self.cfg.exec_root.join("runtime"))
             .args(args)
@@ -1633,6 +1665,22 @@ fn libc_setsid_dup(fd: i32, to: i32) -> std::io::Result<()> {
 }
 
 /// `fd` becomes descriptor `to`, inherited across exec (for the monitor's pre-exec hook).
+/// The runtime opened through a read-only overlay (see [`Engine`]'s `runtime_fd`), kept
+/// above the fds a monitor is given (3-5) so that handing it over can never overwrite one of
+/// the others; None (the runtime then protects itself) when that cannot be done.
+fn protected_runtime(runtime: &Path) -> Option<OwnedFd> {
+    let fd = berth_seal::open_protected(runtime)
+        .map_err(|e| e.to_string())
+        .and_then(|fd| rustix::io::fcntl_dupfd_cloexec(&fd, 100).map_err(|e| e.to_string()));
+    match fd {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            tracing::warn!(runtime = %runtime.display(), "the runtime will protect itself: {e}");
+            None
+        }
+    }
+}
+
 fn libc_dup_to(fd: i32, to: i32) -> std::io::Result<()> {
     // SAFETY: plain syscalls on descriptors open in this process, between fork and exec,
     // where they are async-signal-safe.

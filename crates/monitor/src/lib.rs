@@ -30,6 +30,9 @@ pub const SYNC_FD: i32 = 3;
 /// The fd of the container's `monitor.lock`, locked by the engine and held by the monitor
 /// (open, untouched) for its whole life: the lock says whether a monitor is alive.
 pub const LOCK_FD: i32 = 4;
+/// Where the engine may hand the monitor the runtime binary already opened so that no
+/// container can write it (`berth_seal::open_protected`); see [`Config::runtime_protected`].
+pub const RUNTIME_FD: i32 = 5;
 
 /// Everything a monitor needs to run one container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +41,11 @@ pub struct Config {
     pub id: String,
     /// The OCI runtime binary (`berth-runtime`).
     pub runtime: PathBuf,
+    /// The runtime opened through a read-only overlay, at [`RUNTIME_FD`]: when set, the
+    /// container is started by exec'ing `/proc/self/fd/5`, and the runtime, finding itself
+    /// protected, skips its own protective re-exec (one process start less per container).
+    #[serde(default)]
+    pub runtime_protected: bool,
     /// The runtime's `--root`.
     pub runtime_root: PathBuf,
     /// The OCI bundle.

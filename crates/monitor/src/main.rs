@@ -51,9 +51,9 @@ fn main() {
     // Whatever else the daemon's own starter left open (a test harness's pipes, a job
     // server) must not live as long as the container does.
     // SAFETY: close_range only closes descriptors; nothing in this process owns those above
-    // the lock's (stdio, the sync socket and the lock are all below 5).
+    // the runtime's (stdio, the sync socket, the lock and the runtime are all below 6).
     unsafe {
-        libc::close_range(5, u32::MAX, 0);
+        libc::close_range(berth_monitor::RUNTIME_FD as u32 + 1, u32::MAX, 0);
     }
     // SAFETY: fd 3 is open (checked above) and was handed to us to own by the engine.
     let sync = unsafe { UnixStream::from_raw_fd(berth_monitor::SYNC_FD) };
@@ -63,6 +63,11 @@ fn main() {
     // SAFETY: only borrowed for the fcntl; fcntl on a closed fd fails harmlessly.
     let lock = unsafe { rustix::fd::BorrowedFd::borrow_raw(berth_monitor::LOCK_FD) };
     let _ = rustix::io::fcntl_setfd(lock, rustix::io::FdFlags::CLOEXEC);
+    // The protected runtime is exec'd by path (/proc/self/fd/5), which resolves before the
+    // exec closes it: it never reaches the runtime or the container as an open fd.
+    // SAFETY: only borrowed for the fcntl; fcntl on a closed fd fails harmlessly.
+    let runtime = unsafe { rustix::fd::BorrowedFd::borrow_raw(berth_monitor::RUNTIME_FD) };
+    let _ = rustix::io::fcntl_setfd(runtime, rustix::io::FdFlags::CLOEXEC);
     let cfg: Config = match std::fs::read(&path)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
@@ -142,7 +147,13 @@ fn start(cfg: &Config) -> (Result<i32, String>, Stdio3) {
     let r = (|| -> Result<i32, String> {
         let e = |what: &str, err: io::Error| format!("{what}: {err}");
         let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
-        let mut cmd = Command::new(&cfg.runtime);
+        let mut cmd = if cfg.runtime_protected {
+            let mut c = Command::new(format!("/proc/self/fd/{}", berth_monitor::RUNTIME_FD));
+            std::os::unix::process::CommandExt::arg0(&mut c, &cfg.runtime);
+            c
+        } else {
+            Command::new(&cfg.runtime)
+        };
         cmd.arg("--root")
             .arg(&cfg.runtime_root)
             .arg("run")
@@ -596,29 +607,39 @@ impl Monitor<'_> {
             finished_at,
             oom_killed: oom_killed(&self.cfg.cgroup),
         };
-        let deleted = Command::new(&self.cfg.runtime)
-            .arg("--root")
-            .arg(&self.cfg.runtime_root)
-            .args(["delete", "--force"])
-            .arg(&self.cfg.id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output();
-        match deleted {
-            Ok(o) if !o.status.success() => eprintln!(
-                "runtime delete: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-            Err(e) => eprintln!("runtime delete: {e}"),
-            _ => {}
-        }
+        // What the runtime made for the container goes first; when that takes the runtime
+        // itself, its delete runs beside the rootfs unmount (which syncs the overlay's upper
+        // filesystem), since the two touch different things.
+        let deleting = match remove_from_runtime(self.cfg) {
+            Ok(()) => None,
+            Err(why) => {
+                if why.kind() != io::ErrorKind::Unsupported {
+                    eprintln!("clean up after the container ({why}): asking the runtime");
+                }
+                Some(
+                    Command::new(&self.cfg.runtime)
+                        .arg("--root")
+                        .arg(&self.cfg.runtime_root)
+                        .args(["delete", "--force"])
+                        .arg(&self.cfg.id)
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn(),
+                )
+            }
+        };
         if let Some(m) = &self.cfg.rootfs_mount {
             if let Err(e) = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH) {
                 if e != Errno::INVAL {
                     eprintln!("unmount {}: {e}", m.display());
                 }
             }
+        }
+        match deleting {
+            Some(Ok(child)) => wait_reaping(child),
+            Some(Err(e)) => eprintln!("runtime delete: {e}"),
+            None => {}
         }
         write_atomic(&self.cfg.exit_file, &serde_json::to_vec(&exit)?)?;
         let _ = std::fs::remove_file(&self.cfg.socket);
@@ -636,6 +657,81 @@ impl Monitor<'_> {
         // Orphans that ended up with us (the runtime's intermediate processes).
         while let Ok(Some(_)) = rustix::process::wait(WaitOptions::NOHANG) {}
         Ok(())
+    }
+}
+
+/// Removes what the OCI runtime made for a container whose init the monitor has reaped, as
+/// `berth-runtime delete` would, without starting the runtime again (a process start costs
+/// several milliseconds at every container exit): its cgroups, empty now that the init is
+/// gone (with a pid namespace the kernel has killed every other process), and its state
+/// directory, under the runtime's own lock on it. `Unsupported` when the container has
+/// poststop hooks (berthd never sets any), and any failure (a cgroup still busy), leave it to
+/// the runtime's delete.
+fn remove_from_runtime(cfg: &Config) -> io::Result<()> {
+    let dir = cfg.runtime_root.join(&cfg.id);
+    let lock = File::open(&dir)?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("youki_config.json"))?)?;
+    if config["hooks"]["poststop"]
+        .as_array()
+        .is_some_and(|h| !h.is_empty())
+    {
+        return Err(io::ErrorKind::Unsupported.into());
+    }
+    let cgroup = config["cgroup_path"]
+        .as_str()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| cfg.cgroup.clone());
+    let rel = cgroup.strip_prefix("/").unwrap_or(&cgroup);
+    if rel.as_os_str().is_empty() {
+        return Err(io::Error::other("no cgroup path"));
+    }
+    // v1: one directory per hierarchy (/sys/fs/cgroup/<controller>/<path>); v2: one.
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join(rel)];
+    for h in std::fs::read_dir(root)?.flatten() {
+        dirs.push(h.path().join(rel));
+    }
+    for d in dirs {
+        match std::fs::remove_dir(&d) {
+            Ok(()) => {}
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) => {}
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("rmdir {}: {e}", d.display()),
+                ))
+            }
+        }
+    }
+    // state.json first: a runtime command waiting for the lock then finds no container.
+    std::fs::remove_file(dir.join("state.json"))?;
+    std::fs::remove_dir_all(&dir)
+}
+
+/// Waits for the runtime's delete, reaping every other child meanwhile: processes the init
+/// left behind (without a pid namespace of its own) are ours as the subreaper, and a zombie
+/// keeps its cgroup busy until it is reaped, which the delete waits for.
+fn wait_reaping(mut child: std::process::Child) {
+    let Some(delete) = Pid::from_raw(child.id() as i32) else {
+        return;
+    };
+    let status = loop {
+        match rustix::process::wait(WaitOptions::empty()) {
+            Ok(Some((pid, st))) if pid == delete => break Some(st),
+            Ok(Some(_)) | Err(Errno::INTR) => continue,
+            Ok(None) | Err(_) => break None,
+        }
+    };
+    if status.is_some_and(|st| st.exit_status() != Some(0)) {
+        let mut msg = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut msg);
+        }
+        eprintln!("runtime delete: {}", msg.trim());
     }
 }
 

@@ -37,12 +37,23 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub child: Option<std::process::Child>,
+    /// Extra flags berthd is started with.
+    pub flags: Vec<String>,
 }
 
 impl Daemon {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A berthd started with extra `flags`.
+    pub fn start_with(flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut d = Daemon { dir, child: None };
+        let mut d = Daemon {
+            dir,
+            child: None,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+        };
         d.spawn();
         d
     }
@@ -63,6 +74,7 @@ impl Daemon {
             .arg(self.cgroup_parent())
             .arg("--log-level")
             .arg("debug")
+            .args(&self.flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(
@@ -264,13 +276,36 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
         sweep(self.dir.path());
-        // The daemon's cgroup parent in every hierarchy (rmdir: only if empty).
-        if let Ok(hier) = std::fs::read_dir("/sys/fs/cgroup") {
-            for h in hier.flatten() {
-                let _ = std::fs::remove_dir(h.path().join(self.cgroup_parent()));
+        // The daemon's cgroup parent in every hierarchy, with whatever a failing test left
+        // in it: processes are killed, then the (empty) directories removed.
+        let parents: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|h| h.path().join(self.cgroup_parent()))
+            .chain([Path::new("/sys/fs/cgroup").join(self.cgroup_parent())])
+            .filter(|p| p.is_dir())
+            .collect();
+        for parent in &parents {
+            let children: Vec<PathBuf> = std::fs::read_dir(parent)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect();
+            for c in children {
+                let procs = std::fs::read_to_string(c.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while std::fs::remove_dir(&c).is_err() && c.exists() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
+            let _ = std::fs::remove_dir(parent);
         }
-        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(self.cgroup_parent()));
     }
 }
 

@@ -14,7 +14,8 @@
 //! When overlayfs is not available (no CAP_SYS_ADMIN, old kernel) we fall back to the sealed
 //! memfd copy, and if that fails too we refuse to start a container rather than run unprotected.
 //! libcontainer does not do any of this itself (youki's binary does, not the library), which is
-//! why it lives here.
+//! why it lives here: a crate of its own, because berthd opens the runtime this way once
+//! ([`open_protected`]) and execs it from there, which spares every runtime start its re-exec.
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
@@ -82,6 +83,29 @@ pub fn current_protection() -> Result<Protection, SealError> {
     Ok(Protection::None)
 }
 
+/// Names the process after `argv[0]` when it was executed through a descriptor
+/// (`/proc/self/fd/N`, as berthd starts the runtime from [`open_protected`]): the kernel then
+/// names it `N`, which is what `ps` and `top` would show.
+pub fn name_after_argv0() {
+    let Some(arg0) = std::env::args_os().next() else {
+        return;
+    };
+    let Some(base) = Path::new(&arg0).file_name() else {
+        return;
+    };
+    let mut name = base.as_bytes().to_vec();
+    name.truncate(15);
+    let Ok(name) = CString::new(name) else { return };
+    let current = std::fs::read("/proc/self/comm").unwrap_or_default();
+    if current.strip_suffix(b"\n").unwrap_or(&current) != name.as_bytes() {
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes, which
+        // `name` is (truncated to 15 plus the NUL).
+        unsafe {
+            libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+        }
+    }
+}
+
 /// Makes sure the current process runs from a copy of the binary that no container can write.
 ///
 /// Returns at once when that already holds; otherwise re-executes the process (same argv and
@@ -107,6 +131,26 @@ pub fn ensure_protected() -> Result<(), SealError> {
     tracing::debug!(error = %overlay_err, "read-only overlay unavailable, copying into a sealed memfd");
     let memfd_err = match memfd_exe() {
         Ok(fd) => reexec(fd),
+        Err(e) => e,
+    };
+    Err(SealError::Unprotectable {
+        overlay: overlay_err.to_string(),
+        memfd: memfd_err.to_string(),
+    })
+}
+
+/// Opens `exe` so that it can be executed (`execveat(fd, "", AT_EMPTY_PATH)`, or
+/// `/proc/self/fd/<fd>`) as a process no container can write through its exe link: through a
+/// detached read-only overlay of its directory, else as a sealed memfd copy. A daemon that
+/// starts the runtime often opens it once and execs it from here, so that the runtime finds
+/// itself protected and skips its own re-exec ([`ensure_protected`]).
+pub fn open_protected(exe: &Path) -> Result<OwnedFd, SealError> {
+    let overlay_err = match overlay_exe(exe) {
+        Ok(fd) => return Ok(fd),
+        Err(e) => e,
+    };
+    let memfd_err = match memfd_copy(exe) {
+        Ok(fd) => return Ok(fd),
         Err(e) => e,
     };
     Err(SealError::Unprotectable {
@@ -166,13 +210,18 @@ fn escape_overlay_path(p: &OsStr) -> String {
 
 /// The slow fallback: a sealed memfd holding a full copy of the binary.
 fn memfd_exe() -> io::Result<OwnedFd> {
+    memfd_copy(Path::new("/proc/self/exe"))
+}
+
+/// A sealed memfd holding a full copy of `exe`.
+fn memfd_copy(exe: &Path) -> io::Result<OwnedFd> {
     let name = CString::new("berth-runtime").expect("no NUL");
     let memfd = nix::sys::memfd::memfd_create(
         &name,
         nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC
             | nix::sys::memfd::MemFdCreateFlag::MFD_ALLOW_SEALING,
     )?;
-    let mut src = File::open("/proc/self/exe")?;
+    let mut src = File::open(exe)?;
     let mut dst = File::from(memfd);
     io::copy(&mut src, &mut dst)?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK;
