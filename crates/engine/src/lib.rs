@@ -991,8 +991,13 @@ impl Engine {
             r.state.oom_killed = exit.oom_killed;
             r.clone()
         };
-        if let Err(e) = self.persist(&rec) {
-            tracing::error!(id = rec.id, "record the exit: {e}");
+        let auto_remove = rec.host_config.auto_remove.unwrap_or(false);
+        // An --rm container is removed next: its exit need not reach the disk first (after a
+        // crash in between, the monitor's exit.json says the same, and the restore removes it).
+        if !auto_remove {
+            if let Err(e) = self.persist(&rec) {
+                tracing::error!(id = rec.id, "record the exit: {e}");
+            }
         }
         self.emit(&rec, "die", &[("exitCode", exit.exit_code.to_string())]);
         ctr.phase.send_modify(|p| {
@@ -1000,7 +1005,7 @@ impl Engine {
             p.exits += 1;
             p.exit_code = exit.exit_code as i64;
         });
-        if rec.host_config.auto_remove.unwrap_or(false) {
+        if auto_remove {
             self.auto_remove(&rec.id);
         } else if let Some(delay) = restart_delay(&rec) {
             let this = self.clone();
