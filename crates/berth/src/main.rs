@@ -32,6 +32,7 @@ mod cp;
 mod exec;
 mod format;
 mod images;
+mod networks;
 mod opts;
 mod run;
 mod stats;
@@ -60,6 +61,7 @@ use system::{EventsArgs, FormatArgs, SystemCmd};
 ///
 ///   berth load -i busybox.tar                 berth images
 ///   berth run --rm busybox echo hi            berth run -d --name web busybox sleep 1d
+///   berth network create app                  berth run -d --network app -p 8080:80 web
 ///   berth exec -it web sh                     berth logs -f web
 ///   berth ps -a                               berth rm -f web
 #[derive(Parser, Debug)]
@@ -116,6 +118,8 @@ enum Cmd {
     Export(ExportArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(networks::PortArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
     /// Pause all processes within one or more containers
@@ -149,6 +153,9 @@ enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volumes::VolumeCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(networks::NetworkCmd),
     /// Manage berth
     #[command(subcommand)]
     System(SystemCmd),
@@ -186,6 +193,8 @@ enum ContainerCmd {
     Ls(PsArgs),
     /// Pause all processes within one or more containers
     Pause(NamesArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(networks::PortArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
     /// Rename a container
@@ -256,6 +265,7 @@ fn flatten(cmd: Cmd) -> Cmd {
             ContainerCmd::Logs(a) => Cmd::Logs(a),
             ContainerCmd::Ls(a) => Cmd::Ps(a),
             ContainerCmd::Pause(a) => Cmd::Pause(a),
+            ContainerCmd::Port(a) => Cmd::Port(a),
             ContainerCmd::Prune(a) => Cmd::Container(ContainerCmd::Prune(a)),
             ContainerCmd::Rename(a) => Cmd::Rename(a),
             ContainerCmd::Restart(a) => Cmd::Restart(a),
@@ -320,6 +330,7 @@ async fn dispatch(host: &str, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Diff(a) => containers::diff(api, &a.container).await,
         Cmd::Export(a) => containers::export(api, a).await,
         Cmd::Rename(a) => containers::rename(api, a).await,
+        Cmd::Port(a) => networks::port(api, a).await,
         Cmd::Update(a) => containers::update(api, a).await,
         Cmd::Pause(a) => containers::pause(api, a, "pause").await,
         Cmd::Unpause(a) => containers::pause(api, a, "unpause").await,
@@ -333,6 +344,7 @@ async fn dispatch(host: &str, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::History(a) => images::history(api, a).await,
         Cmd::Image(ImageCmd::Prune(a)) => images::prune(api, a).await,
         Cmd::Volume(v) => volumes::run(api, v).await,
+        Cmd::Network(n) => networks::run(api, n).await,
         Cmd::Events(a) => system::events(api, a).await,
         Cmd::Info(a) => system::info(api, a).await,
         Cmd::System(SystemCmd::Df(a)) => system::df(api, a).await,

@@ -71,9 +71,16 @@ pub struct ContainerOpts {
     /// Container NIS domain name
     #[arg(long)]
     pub domainname: Option<String>,
-    /// Connect a container to a network (none, host, bridge)
+    /// Connect a container to a network (bridge, host, none, container:<name|id>, or a
+    /// network made with `berth network create`)
     #[arg(long, visible_alias = "net", value_name = "NETWORK")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container (user-defined networks)
+    #[arg(long, visible_alias = "net-alias", value_name = "LIST")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104) on a user-defined network
+    #[arg(long)]
+    pub ip: Option<String>,
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long, value_name = "LIST")]
     pub add_host: Vec<String>,
@@ -870,6 +877,25 @@ impl ContainerOpts {
             }
         }
         c.insert("HostConfig".into(), Value::Object(h));
+        // The network's endpoint settings, keyed by the network's name as the docker CLI
+        // sends them.
+        if !self.network_alias.is_empty() || self.ip.is_some() {
+            let net = self.network.clone().unwrap_or_else(|| "default".into());
+            let mut ep = Map::new();
+            if !self.network_alias.is_empty() {
+                ep.insert("Aliases".into(), json!(self.network_alias));
+            }
+            if let Some(ip) = &self.ip {
+                ip.parse::<std::net::Ipv4Addr>().with_context(|| {
+                    format!("invalid argument {ip:?} for \"--ip\" flag: not an IPv4 address")
+                })?;
+                ep.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+            }
+            c.insert(
+                "NetworkingConfig".into(),
+                json!({"EndpointsConfig": {net: Value::Object(ep)}}),
+            );
+        }
         Ok(Value::Object(c))
     }
 }

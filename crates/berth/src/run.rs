@@ -116,7 +116,13 @@ async fn create(api: &Api, o: &ContainerOpts, args: &[String], rm: bool) -> anyh
         pull(api, image, o.quiet).await?;
     }
     let created = match api.post("/containers/create", &q, Some(&body)).await {
-        Err(e) if status_of(&e) == Some(404) && o.pull == "missing" => {
+        // Only a missing image is pulled (dockerd also answers 404 for a missing network
+        // or container named in the request, which a pull cannot fix).
+        Err(e)
+            if status_of(&e) == Some(404)
+                && o.pull == "missing"
+                && e.to_string().contains("No such image") =>
+        {
             eprintln!("Unable to find image '{}' locally", tagged(image));
             pull(api, image, o.quiet).await?;
             api.post("/containers/create", &q, Some(&body)).await?

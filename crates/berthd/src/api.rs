@@ -20,7 +20,7 @@ use bollard_stubs::models::{ImageDeleteResponseItem, ImageSummary, SystemVersion
 use futures_util::TryStreamExt;
 use serde_json::json;
 
-use crate::{containers, system, volumes};
+use crate::{containers, networks, system, volumes};
 
 /// The Engine API version berthd speaks.
 pub const API_VERSION: &str = "1.44";
@@ -43,6 +43,15 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
         .route("/info", get(info))
         .route("/events", get(system::events))
         .route("/system/df", get(system::df))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))
@@ -264,7 +273,7 @@ async fn info(State(d): State<Arc<Daemon>>) -> ApiResult<Json<serde_json::Value>
         "Name": uname.nodename().to_string_lossy(),
         // Every container gets Docker's default seccomp profile unless told otherwise.
         "SecurityOptions": ["name=seccomp,profile=builtin"],
-        "Warnings": ["WARNING: no container networking yet: the default network gives containers loopback only (--network none); --network host shares the host's"],
+        "Warnings": [],
     })))
 }
 

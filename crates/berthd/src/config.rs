@@ -30,6 +30,12 @@ pub struct File {
     pub init: Option<bool>,
     /// `--cgroup-favordynmods`.
     pub cgroup_favordynmods: Option<bool>,
+    /// `--bip`.
+    pub bip: Option<String>,
+    /// `--mtu`.
+    pub mtu: Option<u32>,
+    /// `--network-prefix` (berth's own key).
+    pub network_prefix: Option<String>,
 }
 
 /// Reads the config file; a missing default file is an empty one.

@@ -16,7 +16,8 @@ use bollard_stubs::models::{
     ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerState,
     ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
     ContainerSummaryNetworkSettings, ContainerSummaryStateEnum, ContainerWaitResponse, DriverData,
-    ExecConfig, ExecInspectResponse, ExecStartConfig, NetworkSettings, ProcessConfig,
+    EndpointIpamConfig, EndpointSettings, ExecConfig, ExecInspectResponse, ExecStartConfig,
+    NetworkSettings, PortBinding, PortSummary, PortSummaryTypeEnum, ProcessConfig,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -56,12 +57,12 @@ pub async fn create(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<ContainerCreateResponse>)> {
     let body: ContainerCreateBody = json_body(&body)?;
-    let rec = d.engine.create(q.name.as_deref(), body).await?;
+    let (rec, warnings) = d.engine.create(q.name.as_deref(), body).await?;
     Ok((
         StatusCode::CREATED,
         Json(ContainerCreateResponse {
             id: rec.id,
-            warnings: Vec::new(),
+            warnings,
         }),
     ))
 }
@@ -224,7 +225,7 @@ pub fn summary(r: &Record) -> ContainerSummary {
         image_id: Some(r.image.clone()),
         command: Some(command(r)),
         created: Some(unix(&r.created)),
-        ports: Some(Vec::new()),
+        ports: Some(port_summaries(r)),
         labels: r.config.labels.clone(),
         state: r
             .state
@@ -238,7 +239,7 @@ pub fn summary(r: &Record) -> ContainerSummary {
             ..Default::default()
         }),
         network_settings: Some(ContainerSummaryNetworkSettings {
-            networks: Some(HashMap::new()),
+            networks: Some(endpoint_settings(r)),
         }),
         mounts: Some(r.mounts.clone()),
         ..Default::default()
@@ -249,7 +250,7 @@ pub fn summary(r: &Record) -> ContainerSummary {
 pub async fn inspect(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
-) -> ApiResult<Json<ContainerInspectResponse>> {
+) -> ApiResult<Json<serde_json::Value>> {
     let r = d.engine.inspect(&id)?;
     let dir = d.engine.container_dir(&r.id)?;
     let p = |f: &str| Some(dir.join(f).to_string_lossy().into_owned());
@@ -277,7 +278,7 @@ pub async fn inspect(
         })
         .unwrap_or_default();
     let zero = "0001-01-01T00:00:00Z".to_string();
-    Ok(Json(ContainerInspectResponse {
+    let inspect = ContainerInspectResponse {
         id: Some(r.id.clone()),
         created: Some(r.created.clone()),
         path: argv.first().cloned(),
@@ -340,11 +341,172 @@ pub async fn inspect(
         mounts: Some(r.mounts.clone()),
         config: Some(r.config.clone()),
         network_settings: Some(NetworkSettings {
-            networks: Some(HashMap::new()),
-            ..Default::default()
+            sandbox_id: r
+                .net
+                .sandbox
+                .as_ref()
+                .map(|_| r.id.clone())
+                .or(Some(String::new())),
+            sandbox_key: Some(
+                r.net
+                    .sandbox
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+            ports: Some(port_map(&r)),
+            networks: Some(endpoint_settings(&r)),
         }),
         ..Default::default()
-    }))
+    };
+    let mut v = serde_json::to_value(inspect)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    // The fields of the default bridge network's endpoint that API versions before 1.44
+    // have at the top of NetworkSettings, which scripts read (`{{.NetworkSettings.IPAddress}}`).
+    let bridge = r
+        .net
+        .endpoints
+        .iter()
+        .find(|a| a.network == "bridge")
+        .map(|a| &a.endpoint);
+    if let Some(ns) = v.get_mut("NetworkSettings").and_then(|n| n.as_object_mut()) {
+        let ip = bridge.map(|e| e.ip.to_string()).unwrap_or_default();
+        let extra = json!({
+            "Bridge": "",
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": bridge.map(|e| e.id.clone()).unwrap_or_default(),
+            "Gateway": bridge.map(|e| e.gateway.to_string()).unwrap_or_default(),
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": ip,
+            "IPPrefixLen": bridge.map_or(0, |e| e.prefix),
+            "IPv6Gateway": "",
+            "MacAddress": bridge.map(|e| e.mac.clone()).unwrap_or_default(),
+        });
+        if let Some(o) = extra.as_object() {
+            for (k, val) in o {
+                ns.insert(k.clone(), val.clone());
+            }
+        }
+    }
+    Ok(Json(v))
+}
+
+/// `NetworkSettings.Networks`: each network the container joins, with its place on it
+/// while it runs (empty fields when it does not, as Docker shows them).
+pub fn endpoint_settings(r: &Record) -> HashMap<String, EndpointSettings> {
+    r.networks
+        .iter()
+        .map(|j| {
+            let on = r
+                .net
+                .endpoints
+                .iter()
+                .find(|a| a.network_id == j.network_id)
+                .map(|a| &a.endpoint);
+            let user = !matches!(j.network.as_str(), "bridge" | "host" | "none");
+            let mut aliases = j.aliases.clone();
+            let mut dns_names = Vec::new();
+            if user {
+                let short: String = r.id.chars().take(12).collect();
+                dns_names.push(r.name.trim_start_matches('/').to_string());
+                dns_names.extend(j.aliases.iter().cloned());
+                dns_names.push(short.clone());
+                aliases.push(short);
+            }
+            let s = EndpointSettings {
+                ipam_config: j.ip.map(|ip| EndpointIpamConfig {
+                    ipv4_address: Some(ip.to_string()),
+                    ..Default::default()
+                }),
+                links: None,
+                aliases: user.then_some(aliases),
+                mac_address: Some(on.map(|e| e.mac.clone()).unwrap_or_default()),
+                network_id: Some(j.network_id.clone()),
+                endpoint_id: Some(on.map(|e| e.id.clone()).unwrap_or_default()),
+                gateway: Some(on.map(|e| e.gateway.to_string()).unwrap_or_default()),
+                ip_address: Some(on.map(|e| e.ip.to_string()).unwrap_or_default()),
+                ip_prefix_len: Some(on.map_or(0, |e| e.prefix as i64)),
+                ipv6_gateway: Some(String::new()),
+                global_ipv6_address: Some(String::new()),
+                global_ipv6_prefix_len: Some(0),
+                dns_names: user.then_some(dns_names),
+                driver_opts: None,
+                gw_priority: Some(0),
+            };
+            (j.network.clone(), s)
+        })
+        .collect()
+}
+
+/// The published ports of a running container (its primary endpoint's).
+fn published(r: &Record) -> &[berth_network::Mapping] {
+    r.net
+        .endpoints
+        .first()
+        .map(|a| a.endpoint.ports.as_slice())
+        .unwrap_or(&[])
+}
+
+/// `NetworkSettings.Ports`: while it runs, every exposed or published port, with its host
+/// bindings (null for one only exposed).
+fn port_map(r: &Record) -> HashMap<String, Option<Vec<PortBinding>>> {
+    let mut m: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    if !r.state.status.is_running() {
+        return m;
+    }
+    if r.net.sandbox.is_some() {
+        for p in r.config.exposed_ports.iter().flatten() {
+            let key = if p.contains('/') {
+                p.clone()
+            } else {
+                format!("{p}/tcp")
+            };
+            m.entry(key).or_insert(None);
+        }
+    }
+    for p in published(r) {
+        m.entry(format!("{}/{}", p.ctr_port, p.proto))
+            .or_insert(None)
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: Some(
+                    p.host_ip
+                        .map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string()),
+                ),
+                host_port: Some(p.host_port.to_string()),
+            });
+    }
+    m
+}
+
+/// `Ports` of `GET /containers/json`.
+fn port_summaries(r: &Record) -> Vec<PortSummary> {
+    let mut out: Vec<PortSummary> = Vec::new();
+    for (key, binds) in port_map(r) {
+        let (port, proto) = key.split_once('/').unwrap_or((&key, "tcp"));
+        let private_port = port.parse().unwrap_or(0);
+        let typ = proto.parse::<PortSummaryTypeEnum>().ok();
+        match binds {
+            None => out.push(PortSummary {
+                private_port,
+                typ,
+                ..Default::default()
+            }),
+            Some(bs) => out.extend(bs.into_iter().map(|b| PortSummary {
+                ip: b.host_ip,
+                private_port,
+                public_port: b.host_port.and_then(|p| p.parse().ok()),
+                typ,
+            })),
+        }
+    }
+    out.sort_by_key(|p| (p.private_port, p.public_port));
+    out
 }
 
 /// `POST /containers/{id}/start`.

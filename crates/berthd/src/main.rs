@@ -6,6 +6,7 @@
 mod api;
 mod config;
 mod containers;
+mod networks;
 mod system;
 mod volumes;
 
@@ -23,7 +24,8 @@ use clap::Parser;
 ///   DOCKER_HOST=unix:///run/berth/berth.sock docker run --rm busybox echo hi
 ///
 /// Settings come from flags, then the config file (dockerd's daemon.json keys: data-root,
-/// exec-root, hosts, log-level, cgroup-parent, init, init-path, cgroup-favordynmods), then
+/// exec-root, hosts, log-level, cgroup-parent, init, init-path, cgroup-favordynmods, bip, mtu,
+/// network-prefix), then
 /// defaults. SIGHUP re-reads the file
 /// (the log level applies at once); SIGTERM stops serving and leaves containers running.
 #[derive(Parser, Debug)]
@@ -60,6 +62,18 @@ struct Opts {
     /// host-wide. Off unless asked for.
     #[arg(long)]
     cgroup_favordynmods: bool,
+    /// The default bridge network's address and subnet, e.g. 172.17.0.1/16 (default: the
+    /// first free subnet of Docker's default pools).
+    #[arg(long)]
+    bip: Option<String>,
+    /// The MTU of the networks' interfaces (default: the kernel's, 1500).
+    #[arg(long)]
+    mtu: Option<u32>,
+    /// What berth's names on the host start with: the default bridge is `<prefix>0`, user
+    /// networks' bridges `<prefix>-<id>`, the nftables table `<prefix>` (default berth). Two
+    /// berthds on one host need different prefixes.
+    #[arg(long)]
+    network_prefix: Option<String>,
     /// The config file.
     #[arg(long, default_value = DEFAULT_CONFIG)]
     config_file: PathBuf,
@@ -148,9 +162,41 @@ fn main() -> anyhow::Result<()> {
             Err(e) => tracing::warn!("cgroup-favordynmods: remount cgroup2: {e}"),
         }
     }
+    let bip = config::pick("bip", opts.bip.clone(), file.bip.clone())?
+        .map(|b| {
+            b.parse::<berth_network::Cidr>().with_context(|| {
+                format!("--bip {b:?}: want an address and prefix, e.g. 172.17.0.1/16")
+            })
+        })
+        .transpose()?;
+    let mtu = config::pick("mtu", opts.mtu, file.mtu)?;
+    let prefix = config::pick(
+        "network-prefix",
+        opts.network_prefix.clone(),
+        file.network_prefix.clone(),
+    )?
+    .unwrap_or_else(|| "berth".into());
+    if prefix.is_empty()
+        || prefix.len() > 8
+        || !prefix.starts_with(|c: char| c.is_ascii_lowercase())
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        bail!("--network-prefix {prefix:?}: want 1 to 8 lowercase letters and digits, starting with a letter");
+    }
+    let net_config = berth_network::NetConfig {
+        state_dir: root.join("network"),
+        netns_dir: exec_root.join("netns"),
+        prefix,
+        bip,
+        mtu,
+    };
     let Some(socket) = host.strip_prefix("unix://").map(PathBuf::from) else {
         bail!("--host {host:?}: only unix:///path sockets are supported");
     };
+    // The socket is claimed first: a second berthd on it stops before touching anything.
+    let listener = claim(&socket)?;
     let images = Arc::new(
         berth_image::store::ImageStore::open(&root)
             .with_context(|| format!("open the image store in {}", root.display()))?,
@@ -171,14 +217,17 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let config_file = opts.config_file.clone();
     rt.block_on(async move {
-        let engine = berth_engine::Engine::open(config, images.clone())
+        let net = berth_network::Manager::open(net_config)
+            .await
+            .context("set up networking")?;
+        let engine = berth_engine::Engine::open(config, images.clone(), net)
             .await
             .context("restore containers")?;
         // Registered before serving, so a SIGHUP never meets the default action (exit).
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("SIGHUP handler")?;
         tokio::spawn(reload_on_hup(hup, config_file, explicit, file, reload));
-        serve(socket, Arc::new(api::Daemon { images, engine })).await
+        serve(socket, listener, Arc::new(api::Daemon { images, engine })).await
     })
 }
 
@@ -222,6 +271,12 @@ async fn reload_on_hup(
             ("runtime", new.runtime != current.runtime),
             ("init-path", new.init_path != current.init_path),
             ("init", new.init != current.init),
+            ("bip", new.bip != current.bip),
+            ("mtu", new.mtu != current.mtu),
+            (
+                "network-prefix",
+                new.network_prefix != current.network_prefix,
+            ),
             (
                 "cgroup-favordynmods",
                 new.cgroup_favordynmods != current.cgroup_favordynmods,
@@ -264,22 +319,33 @@ fn sibling(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-async fn serve(socket: PathBuf, daemon: Arc<api::Daemon>) -> anyhow::Result<()> {
+/// Listens on `socket` (root and the socket's group only, as dockerd with its docker
+/// group), replacing a socket a killed daemon left; refuses one another berthd serves.
+fn claim(socket: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
-    // A socket left by a daemon that was killed: nobody listens on it any more.
     if socket.exists() {
-        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
             bail!("{} is in use: is another berthd running?", socket.display());
         }
-        std::fs::remove_file(&socket)
+        std::fs::remove_file(socket)
             .with_context(|| format!("remove stale {}", socket.display()))?;
     }
-    let listener = tokio::net::UnixListener::bind(&socket)
+    let listener = std::os::unix::net::UnixListener::bind(socket)
         .with_context(|| format!("listen on {}", socket.display()))?;
-    // root and the socket's group only, as dockerd does with its docker group.
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+async fn serve(
+    socket: PathBuf,
+    listener: std::os::unix::net::UnixListener,
+    daemon: Arc<api::Daemon>,
+) -> anyhow::Result<()> {
+    // Clients that connected while the state was restored have waited in the backlog.
+    let listener = tokio::net::UnixListener::from_std(listener)?;
     tracing::info!(socket = %socket.display(), api = api::API_VERSION, "berthd serving");
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

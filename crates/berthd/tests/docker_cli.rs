@@ -117,6 +117,7 @@ fn config_file_settings_and_sighup_reload() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("cfg.sock");
     let cfg = dir.path().join("daemon.json");
+    let prefix = format!("btcfg{:x}", std::process::id() & 0xfff);
     let write = |level: &str| {
         std::fs::write(
             &cfg,
@@ -126,6 +127,7 @@ fn config_file_settings_and_sighup_reload() {
                 "hosts": [format!("unix://{}", sock.display())],
                 "log-level": level,
                 "cgroup-parent": "berth-cfg-test",
+                "network-prefix": prefix,
             })
             .to_string(),
         )
@@ -141,14 +143,15 @@ fn config_file_settings_and_sighup_reload() {
         .spawn()
         .unwrap();
     // Killed however the test ends.
-    struct Kill(std::process::Child);
+    struct Kill(std::process::Child, String);
     impl Drop for Kill {
         fn drop(&mut self) {
             let _ = self.0.kill();
             let _ = self.0.wait();
+            berth_testkit::remove_networking(&self.1);
         }
     }
-    let mut child = Kill(child);
+    let mut child = Kill(child, prefix.clone());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::os::unix::net::UnixStream::connect(&sock).is_err() {
         assert!(
@@ -158,6 +161,14 @@ fn config_file_settings_and_sighup_reload() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(dir.path().join("root").is_dir(), "data-root from the file");
+    let bridges = Command::new("ip")
+        .args(["-o", "link", "show", "type", "bridge"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&bridges.stdout).contains(&format!("{prefix}0")),
+        "network-prefix from the file names the default bridge"
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         !text.contains("berthd serving"),

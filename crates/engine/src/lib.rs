@@ -23,6 +23,7 @@ pub mod health;
 pub mod host;
 pub mod logs;
 mod names;
+pub mod net;
 pub mod record;
 pub mod seccomp;
 pub mod spec;
@@ -63,6 +64,9 @@ pub enum EngineError {
     /// The image store said no.
     #[error(transparent)]
     Image(#[from] StoreError),
+    /// Networking said no.
+    #[error(transparent)]
+    Network(#[from] berth_network::NetError),
     /// The request cannot be carried out as asked.
     #[error("{0}")]
     InvalidParameter(String),
@@ -103,6 +107,7 @@ impl EngineError {
             EngineError::Image(StoreError::Conflict { .. }) => 409,
             EngineError::Image(StoreError::Reference(_)) => 400,
             EngineError::Image(_) => 500,
+            EngineError::Network(e) => e.status(),
             EngineError::InvalidParameter(_) => 400,
             EngineError::Conflict(_) => 409,
             EngineError::NotModified => 304,
@@ -249,6 +254,32 @@ pub struct Engine {
     /// from here, the runtime is protected from its first instruction and skips its own
     /// re-exec. None when that failed (the runtime then protects itself).
     runtime_fd: Option<OwnedFd>,
+    /// Networks and sandboxes.
+    net: Arc<berth_network::Manager>,
+}
+
+/// How a start's networking turned out, for the blocking half of the start.
+struct NetUp {
+    /// The namespace to run in.
+    netns: NetNsBuf,
+    /// Another container whose /etc files it shares (`--network container:`).
+    share: Option<PathBuf>,
+    /// The default bridge's address (`--add-host x:host-gateway`).
+    gateway: Option<std::net::Ipv4Addr>,
+}
+
+enum NetNsBuf {
+    Host,
+    Join(PathBuf),
+}
+
+impl NetNsBuf {
+    fn as_spec(&self) -> spec::NetNs<'_> {
+        match self {
+            NetNsBuf::Host => spec::NetNs::Host,
+            NetNsBuf::Join(p) => spec::NetNs::Join(p),
+        }
+    }
 }
 
 impl Engine {
@@ -256,7 +287,11 @@ impl Engine {
     /// whose monitor still answers keep running; those that ended while berthd was away get
     /// their exit status from the monitor's record; a container whose monitor died is cleaned
     /// up and marked exited.
-    pub async fn open(cfg: EngineConfig, images: Arc<ImageStore>) -> Result<Arc<Self>> {
+    pub async fn open(
+        cfg: EngineConfig,
+        images: Arc<ImageStore>,
+        net: Arc<berth_network::Manager>,
+    ) -> Result<Arc<Self>> {
         let dir = cfg.root.join("containers");
         std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         std::fs::create_dir_all(cfg.exec_root.join("runtime"))
@@ -273,6 +308,7 @@ impl Engine {
             history: Mutex::new(std::collections::VecDeque::new()),
             execs: Default::default(),
             volume_lock: Mutex::new(()),
+            net,
         });
         engine.restore().await?;
         Ok(engine)
@@ -298,6 +334,11 @@ impl Engine {
 
     fn socket(&self, id: &str) -> PathBuf {
         self.cfg.exec_root.join(format!("{id}.sock"))
+    }
+
+    /// The networks containers join.
+    pub fn networks(&self) -> &Arc<berth_network::Manager> {
+        &self.net
     }
 
     /// The image store the engine creates containers from.
@@ -418,7 +459,12 @@ impl Engine {
     /// `POST /containers/create`: records the container and makes its writable layer. The
     /// request is checked as far as it can be before a start (command, limits, mounts,
     /// capabilities), so a bad one is refused here and leaves nothing behind.
-    pub async fn create(&self, name: Option<&str>, body: ContainerCreateBody) -> Result<Record> {
+    /// Returns the record and Docker's warnings about the request.
+    pub async fn create(
+        &self,
+        name: Option<&str>,
+        body: ContainerCreateBody,
+    ) -> Result<(Record, Vec<String>)> {
         let image_name = body
             .image
             .clone()
@@ -492,6 +538,11 @@ impl Engine {
                 "can't create 'AutoRemove' container with restart policy".into(),
             ));
         }
+        let plan = net::plan(&self.net, &config, &host, body.networking_config.as_ref()).await?;
+        if let net::Mode::Container(target) = net::Mode::of(&host) {
+            // It shares the other container's hostname along with its network.
+            config.hostname = self.find(&target)?.snapshot().config.hostname;
+        }
         // Everything the spec needs but the mounted rootfs: refuse bad requests now.
         let probe_user = spec::User::default();
         spec::build(
@@ -509,6 +560,7 @@ impl Engine {
                 devices: &[],
                 host: self.host,
                 init: self.init_for(&host)?,
+                netns: spec::NetNs::New,
             },
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;
@@ -536,6 +588,8 @@ impl Engine {
                 .join(format!("{id}-json.log"))
                 .to_string_lossy()
                 .into_owned(),
+            networks: plan.networks,
+            net: Default::default(),
         };
         if rec.config.hostname.is_none() {
             rec.config.hostname =
@@ -609,7 +663,7 @@ impl Engine {
         }
         drop(ctr);
         self.emit(&rec, "create", &[]);
-        Ok(rec)
+        Ok((rec, plan.warnings))
     }
 
     /// `POST /containers/{id}/start`.
@@ -680,13 +734,124 @@ impl Engine {
         }
     }
 
-    /// Mounts the rootfs, writes the spec, starts the monitor; returns the init's pid.
+    /// Makes the container's networking, then starts it; returns the init's pid. A start
+    /// that fails leaves no networking behind.
     async fn launch(self: &Arc<Self>, ctr: &Arc<Ctr>, rec: &Record) -> Result<i32> {
+        let (up, state) = self.net_up(rec).await?;
+        let made = state.sandbox.is_some();
+        let mut rec = rec.clone();
+        rec.net = state.clone();
+        // Recorded before the container can exit, so its exit tears it down.
+        ctr.rec.lock().expect("record lock").net = state;
+        let r = self.launch_with(ctr, &rec, up).await;
+        if r.is_err() && made {
+            self.net.teardown(&rec.id).await;
+            ctr.rec.lock().expect("record lock").net = Default::default();
+        }
+        r
+    }
+
+    /// The container's network namespace for this start: a sandbox on its networks, the
+    /// host's, a new empty one, or another running container's.
+    async fn net_up(&self, rec: &Record) -> Result<(NetUp, record::NetState)> {
+        let h = &rec.host_config;
+        let gateway = if h
+            .extra_hosts
+            .iter()
+            .flatten()
+            .any(|e| e.ends_with("host-gateway"))
+        {
+            self.net
+                .get("bridge")
+                .await
+                .ok()
+                .and_then(|n| n.pool.map(|p| p.gateway))
+        } else {
+            None
+        };
+        let up = |netns, share| NetUp {
+            netns,
+            share,
+            gateway,
+        };
+        match net::Mode::of(h) {
+            net::Mode::Host => Ok((up(NetNsBuf::Host, None), Default::default())),
+            net::Mode::None => {
+                // A namespace of its own whose loopback is up, as Docker's none network.
+                let member = berth_network::Member {
+                    id: rec.id.clone(),
+                    name: rec.name.trim_start_matches('/').to_string(),
+                    dns: Vec::new(),
+                };
+                let (path, _) = self.net.sandbox(&member, &[], &[]).await?;
+                Ok((
+                    up(NetNsBuf::Join(path.clone()), None),
+                    record::NetState {
+                        sandbox: Some(path),
+                        endpoints: Vec::new(),
+                    },
+                ))
+            }
+            net::Mode::Container(target) => {
+                let t = self.find(&target)?.snapshot();
+                if !t.state.status.is_running() || t.state.pid <= 0 {
+                    return Err(EngineError::Conflict(format!(
+                        "cannot join network of a non running container: {}",
+                        t.id
+                    )));
+                }
+                let ns = match &t.net.sandbox {
+                    Some(p) => NetNsBuf::Join(p.clone()),
+                    None if net::Mode::of(&t.host_config) == net::Mode::Host => NetNsBuf::Host,
+                    None => NetNsBuf::Join(PathBuf::from(format!("/proc/{}/ns/net", t.state.pid))),
+                };
+                Ok((up(ns, Some(self.ctr_dir(&t.id))), Default::default()))
+            }
+            net::Mode::Networks(_) => {
+                let member = berth_network::Member {
+                    id: rec.id.clone(),
+                    name: rec.name.trim_start_matches('/').to_string(),
+                    dns: h
+                        .dns
+                        .iter()
+                        .flatten()
+                        .filter_map(|d| d.parse().ok())
+                        .collect(),
+                };
+                let mut joins = Vec::new();
+                for j in &rec.networks {
+                    // By ID; by name if it was made anew since.
+                    let key = if self.net.get(&j.network_id).await.is_ok() {
+                        j.network_id.clone()
+                    } else {
+                        j.network.clone()
+                    };
+                    joins.push(berth_network::Join {
+                        network: key,
+                        ip: j.ip,
+                        aliases: j.aliases.clone(),
+                    });
+                }
+                let ports = net::port_requests(&rec.config, h)?;
+                let (path, endpoints) = self.net.sandbox(&member, &joins, &ports).await?;
+                Ok((
+                    up(NetNsBuf::Join(path.clone()), None),
+                    record::NetState {
+                        sandbox: Some(path),
+                        endpoints,
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Mounts the rootfs, writes the spec, starts the monitor; returns the init's pid.
+    async fn launch_with(self: &Arc<Self>, ctr: &Arc<Ctr>, rec: &Record, up: NetUp) -> Result<i32> {
         let dir = self.ctr_dir(&rec.id);
         let rootfs = dir.join("rootfs");
         let this = self.clone();
         let rec2 = rec.clone();
-        let prepared = tokio::task::spawn_blocking(move || this.prepare(&rec2))
+        let prepared = tokio::task::spawn_blocking(move || this.prepare(&rec2, &up))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         if let Err(e) = prepared {
@@ -831,7 +996,7 @@ impl Engine {
     }
 
     /// Blocking half of a start: mount, etc files, user, spec, monitor config.
-    fn prepare(&self, rec: &Record) -> Result<()> {
+    fn prepare(&self, rec: &Record, up: &NetUp) -> Result<()> {
         let dir = self.ctr_dir(&rec.id);
         let rootfs = dir.join("rootfs");
         self.mount_rootfs(rec)?;
@@ -843,8 +1008,7 @@ impl Engine {
             }
         }
         let hostname = rec.config.hostname.clone().unwrap_or_default();
-        let host_net = rec.host_config.network_mode.as_deref() == Some("host");
-        write_etc(&dir, &hostname, host_net)?;
+        write_etc(&dir, rec, &hostname, up)?;
         let read = |p: &str| std::fs::read_to_string(rootfs.join(p)).unwrap_or_default();
         let user = spec::resolve_user(
             rec.config.user.as_deref().unwrap_or(""),
@@ -868,6 +1032,7 @@ impl Engine {
                 devices: &resolve_devices(&rec.host_config)?,
                 host: self.host,
                 init: self.init_for(&rec.host_config)?,
+                netns: up.netns.as_spec(),
             },
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;
@@ -982,8 +1147,15 @@ impl Engine {
     }
 
     async fn exited(self: &Arc<Self>, ctr: &Arc<Ctr>, exit: Exit) {
+        // Its networking goes before anyone hears of the exit: a port it published is free
+        // again when `stop` returns.
+        let sandbox = ctr.rec.lock().expect("record lock").net.sandbox.is_some();
+        if sandbox {
+            self.net.teardown(&ctr.id).await;
+        }
         let rec = {
             let mut r = ctr.rec.lock().expect("record lock");
+            r.net = Default::default();
             r.state.status = Status::Exited;
             r.state.pid = 0;
             r.state.exit_code = exit.exit_code;
@@ -1484,7 +1656,169 @@ impl Engine {
                 .insert(rec.id.clone(), ctr.clone());
             self.restore_one(&ctr, &rec, &path).await;
         }
+        // Sandboxes of containers that ended while berthd was away, and stray namespaces.
+        let alive: std::collections::HashSet<String> = self
+            .list()
+            .into_iter()
+            .filter(|r| r.state.status.is_running())
+            .map(|r| r.id)
+            .collect();
+        self.net.retain(&alive).await;
         Ok(())
+    }
+
+    /// `POST /networks/{id}/connect`: the container joins the network now if it runs, and
+    /// at every start.
+    pub async fn network_connect(
+        &self,
+        network: &str,
+        key: &str,
+        settings: Option<&bollard_stubs::models::EndpointSettings>,
+    ) -> Result<()> {
+        let ctr = self.find(key)?;
+        let _op = ctr.op.lock().await;
+        let rec = ctr.snapshot();
+        let n = self.net.get(network).await?;
+        let forbidden =
+            |m: &str| EngineError::Network(berth_network::NetError::Forbidden(m.into()));
+        match net::Mode::of(&rec.host_config) {
+            net::Mode::Host => {
+                return Err(forbidden(
+                    "container cannot be disconnected from host network or connected to host network",
+                ))
+            }
+            net::Mode::None => {
+                return Err(forbidden(
+                    "container cannot be connected to multiple networks with one of the networks in private (none) mode",
+                ))
+            }
+            net::Mode::Container(_) => {
+                return Err(forbidden(
+                    "container sharing network namespace with another container or host cannot be connected to any other network",
+                ))
+            }
+            net::Mode::Networks(_) => {}
+        }
+        match n.name.as_str() {
+            "host" => {
+                return Err(forbidden(
+                    "container cannot be disconnected from host network or connected to host network",
+                ))
+            }
+            "none" => {
+                return Err(forbidden(
+                    "container cannot be connected to multiple networks with one of the networks in private (none) mode",
+                ))
+            }
+            _ => {}
+        }
+        if rec.networks.iter().any(|j| j.network_id == n.id) {
+            return Err(forbidden(&format!(
+                "endpoint with name {} already exists in network {}",
+                rec.name.trim_start_matches('/'),
+                n.name
+            )));
+        }
+        let join = net::join_of(&n, settings)?;
+        let attached = match &rec.net.sandbox {
+            Some(sandbox) if rec.state.status.is_running() => {
+                let member = berth_network::Member {
+                    id: rec.id.clone(),
+                    name: rec.name.trim_start_matches('/').to_string(),
+                    dns: rec
+                        .host_config
+                        .dns
+                        .iter()
+                        .flatten()
+                        .filter_map(|d| d.parse().ok())
+                        .collect(),
+                };
+                let j = berth_network::Join {
+                    network: n.id.clone(),
+                    ip: join.ip,
+                    aliases: join.aliases.clone(),
+                };
+                Some(self.net.connect(&member, &j, sandbox).await?)
+            }
+            _ => None,
+        };
+        let rec = {
+            let mut r = ctr.rec.lock().expect("record lock");
+            r.networks.push(join);
+            r.net.endpoints.extend(attached);
+            r.clone()
+        };
+        self.persist(&rec)?;
+        self.network_event("connect", &n, Some(&rec.id));
+        Ok(())
+    }
+
+    /// `POST /networks/{id}/disconnect`.
+    pub async fn network_disconnect(&self, network: &str, key: &str, force: bool) -> Result<()> {
+        let ctr = self.find(key)?;
+        let _op = ctr.op.lock().await;
+        let rec = ctr.snapshot();
+        let n = self.net.get(network).await;
+        let (net_id, net_name) = match &n {
+            Ok(n) => (n.id.clone(), n.name.clone()),
+            Err(_) if force => (String::new(), network.to_string()),
+            Err(e) => {
+                return Err(berth_network::NetError::NotFound(format!("{network}: {e}")).into())
+            }
+        };
+        let forbidden = |m: String| EngineError::Network(berth_network::NetError::Forbidden(m));
+        if matches!(net_name.as_str(), "host" | "none")
+            || !matches!(net::Mode::of(&rec.host_config), net::Mode::Networks(_))
+        {
+            return Err(forbidden(
+                "container cannot be disconnected from host network or connected to host network"
+                    .into(),
+            ));
+        }
+        let Some(pos) = rec
+            .networks
+            .iter()
+            .position(|j| j.network_id == net_id || j.network == net_name)
+        else {
+            return Err(forbidden(format!(
+                "container {} is not connected to network {network}",
+                rec.id
+            )));
+        };
+        let on_it = rec.net.endpoints.iter().any(|a| a.network_id == net_id);
+        if on_it && rec.state.status.is_running() {
+            self.net.disconnect(&rec.id, &net_id).await?;
+        }
+        let rec = {
+            let mut r = ctr.rec.lock().expect("record lock");
+            r.networks.remove(pos);
+            r.net.endpoints.retain(|a| a.network_id != net_id);
+            r.clone()
+        };
+        self.persist(&rec)?;
+        if let Ok(n) = &n {
+            self.network_event("disconnect", n, Some(&rec.id));
+        }
+        Ok(())
+    }
+
+    /// Publishes a network event (create, destroy, connect, disconnect) as dockerd does.
+    pub fn network_event(&self, action: &str, n: &berth_network::Network, ctr: Option<&str>) {
+        let mut attributes: HashMap<String, String> = [
+            ("name".to_string(), n.name.clone()),
+            ("type".to_string(), n.driver.clone()),
+        ]
+        .into();
+        if let Some(c) = ctr {
+            attributes.insert("container".into(), c.to_string());
+        }
+        self.publish(Event {
+            typ: "network",
+            action: action.into(),
+            id: n.id.clone(),
+            attributes,
+            time_nano: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
+        });
     }
 }
 
@@ -1567,22 +1901,44 @@ fn to_container_config(body: &ContainerCreateBody) -> Result<ContainerConfig> {
     serde_json::from_value(v).map_err(|e| EngineError::InvalidParameter(e.to_string()))
 }
 
-/// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, as Docker writes them.
-fn write_etc(dir: &Path, hostname: &str, host_net: bool) -> Result<()> {
+/// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, as Docker writes them;
+/// with `--network container:` the other container's.
+fn write_etc(dir: &Path, rec: &Record, hostname: &str, up: &NetUp) -> Result<()> {
     let w = |name: &str, data: &str| {
         let p = dir.join(name);
         std::fs::write(&p, data).map_err(io_err("write", &p))
     };
     w("hostname", &format!("{hostname}\n"))?;
-    let hosts = if host_net {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
-    } else {
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
-    };
+    if let Some(other) = &up.share {
+        for f in ["hosts", "resolv.conf"] {
+            let data = std::fs::read_to_string(other.join(f)).unwrap_or_default();
+            w(f, &data)?;
+        }
+        return Ok(());
+    }
+    let h = &rec.host_config;
+    let host_net = matches!(up.netns, NetNsBuf::Host);
+    let host_hosts = host_net.then(|| std::fs::read_to_string("/etc/hosts").unwrap_or_default());
+    let hosts = net::hosts_file(
+        host_hosts.as_deref(),
+        hostname,
+        rec.config.domainname.as_deref().unwrap_or(""),
+        &rec.net.endpoints,
+        h.extra_hosts.as_deref().unwrap_or(&[]),
+        up.gateway,
+    )?;
     w("hosts", &hosts)?;
+    // The embedded DNS answers on the gateway of the first user-defined network.
+    let embedded = rec
+        .net
+        .endpoints
+        .iter()
+        .find(|a| !matches!(a.network.as_str(), "bridge" | "host" | "none"))
+        .map(|a| a.endpoint.gateway);
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     w(
         "resolv.conf",
-        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        &net::resolv_conf(&host_resolv, h, embedded, host_net),
     )
 }
 

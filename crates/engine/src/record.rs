@@ -31,6 +31,37 @@ pub struct Record {
     pub mounts: Vec<bollard_stubs::models::MountPoint>,
     /// The json-file log.
     pub log_path: String,
+    /// The networks it joins at every start, by name (`--network`, `--ip`,
+    /// `--network-alias`, `network connect`); the primary one (its network mode's) first.
+    #[serde(default)]
+    pub networks: Vec<NetworkJoin>,
+    /// Where it is on its networks while it runs.
+    #[serde(default)]
+    pub net: NetState,
+}
+
+/// How a container joins one network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkJoin {
+    /// The network's name.
+    pub network: String,
+    /// The network's ID (a network of the same name made anew is another network).
+    pub network_id: String,
+    /// `--ip`.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--network-alias`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// A running container's networking.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetState {
+    /// The file its network namespace is bound on (none: the host's, or not running).
+    pub sandbox: Option<std::path::PathBuf>,
+    /// Its place on each network, the primary one first.
+    #[serde(default)]
+    pub endpoints: Vec<berth_network::Attached>,
 }
 
 /// The run state.

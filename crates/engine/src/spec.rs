@@ -289,6 +289,19 @@ pub struct Inputs<'a> {
     pub host: seccomp::Host,
     /// The init binary to run as pid 1 (`--init`), when the container has one.
     pub init: Option<&'a Path>,
+    /// Which network namespace it runs in.
+    pub netns: NetNs<'a>,
+}
+
+/// A container's network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetNs<'a> {
+    /// The host's (`--network host`).
+    Host,
+    /// A new one the runtime makes (`--network none`: loopback only).
+    New,
+    /// The one bound on this file: a sandbox made for it, or another container's.
+    Join(&'a Path),
 }
 
 /// Where `--init` puts the init binary in the container, as dockerd does.
@@ -483,21 +496,16 @@ pub fn build(c: &ContainerConfig, h: &HostConfig, i: &Inputs) -> Result<Value, S
             .count()
     });
 
-    let net = h.network_mode.clone().unwrap_or_default();
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    match net.as_str() {
-        "host" => {}
-        "" | "default" | "none" | "bridge" => namespaces.push(json!({"type": "network"})),
-        other => {
-            return Err(bad(format!(
-                "network mode {other:?} is not supported yet: use none or host"
-            )))
-        }
+    match i.netns {
+        NetNs::Host => {}
+        NetNs::New => namespaces.push(json!({"type": "network"})),
+        NetNs::Join(p) => namespaces.push(json!({"type": "network", "path": p})),
     }
     if h.pid_mode.as_deref() == Some("host") {
         namespaces.retain(|n| n["type"] != "pid");
@@ -797,6 +805,7 @@ mod tests {
                 kernel: (6, 1),
             },
             init: None,
+            netns: NetNs::New,
         }
     }
 
@@ -962,6 +971,33 @@ mod tests {
             .map(|n| n["type"].as_str().unwrap())
             .collect();
         assert!(ns.contains(&"network") && !ns.contains(&"cgroup"));
+        let joined = build(
+            &c,
+            &h,
+            &Inputs {
+                netns: NetNs::Join(Path::new("/run/berth/netns/abc")),
+                ..inputs(&user)
+            },
+        )
+        .unwrap();
+        assert!(joined["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "network", "path": "/run/berth/netns/abc"})));
+        let host = build(
+            &c,
+            &h,
+            &Inputs {
+                netns: NetNs::Host,
+                ..inputs(&user)
+            },
+        )
+        .unwrap();
+        assert!(!host["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "network"));
         assert!(s["linux"]["maskedPaths"]
             .as_array()
             .unwrap()
@@ -1020,13 +1056,6 @@ mod tests {
                     ..Default::default()
                 },
                 "memory limit",
-            ),
-            (
-                HostConfig {
-                    network_mode: Some("bridge2".into()),
-                    ..Default::default()
-                },
-                "not supported",
             ),
             (
                 HostConfig {

@@ -157,6 +157,17 @@ pub struct Endpoint {
     pub ports: Vec<Mapping>,
 }
 
+/// An endpoint with the network it is on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attached {
+    /// The network's name.
+    pub network: String,
+    /// The network's ID.
+    pub network_id: String,
+    /// The endpoint.
+    pub endpoint: Endpoint,
+}
+
 /// What `network create` asks for.
 #[derive(Debug, Clone, Default)]
 pub struct CreateNetwork {
@@ -232,6 +243,7 @@ pub struct Manager {
     host: rtnetlink::Handle,
     upstream: Vec<SocketAddr>,
     state: tokio::sync::Mutex<State>,
+    _claim: std::fs::File,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -274,6 +286,24 @@ fn host_lock() -> Result<HostLock, NetError> {
     Ok(HostLock(f))
 }
 
+/// The claim on a prefix's names on the host, held for the manager's life: two managers
+/// with one prefix would replace each other's table and share bridges.
+fn prefix_lock(prefix: &str) -> Result<std::fs::File, NetError> {
+    let p = PathBuf::from(format!("/run/berth-network-{prefix}.lock"));
+    let f = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| NetError::Host(format!("open {}: {e}", p.display())))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
+        NetError::Conflict(format!(
+            "the network prefix {prefix:?} is in use by another berthd on this host: give this one its own (--network-prefix)"
+        ))
+    })?;
+    Ok(f)
+}
+
 fn sysctl(path: &str, value: &str) {
     if let Err(e) = std::fs::write(path, value) {
         tracing::warn!("set {path} to {value}: {e}");
@@ -284,6 +314,7 @@ impl Manager {
     /// Opens the networks: berth's own and Docker's predefined ones, their bridges, the
     /// firewall table and the DNS servers, as they were before a restart.
     pub async fn open(cfg: NetConfig) -> Result<Arc<Manager>, NetError> {
+        let claim = prefix_lock(&cfg.prefix)?;
         let (conn, host, _) = rtnetlink::new_connection()
             .map_err(|e| NetError::Host(format!("open netlink: {e}")))?;
         tokio::spawn(conn);
@@ -299,6 +330,7 @@ impl Manager {
             cfg,
             host,
             upstream,
+            _claim: claim,
         });
         m.restore().await?;
         Ok(m)
@@ -640,24 +672,6 @@ impl Manager {
         store::save(&self.cfg.state_dir, &st.networks)
     }
 
-    /// `network prune`: user-defined networks no container is attached to.
-    pub async fn prune(&self) -> Result<Vec<String>, NetError> {
-        let names: Vec<String> = self
-            .list()
-            .await
-            .into_iter()
-            .filter(|n| n.user_defined() && n.endpoints.is_empty())
-            .map(|n| n.name)
-            .collect();
-        let mut gone = Vec::new();
-        for n in names {
-            if self.remove(&n).await.is_ok() {
-                gone.push(n);
-            }
-        }
-        Ok(gone)
-    }
-
     /// The file a container's namespace is bound on.
     pub fn netns_path(&self, ctr: &str) -> PathBuf {
         self.cfg.netns_dir.join(ctr)
@@ -671,13 +685,17 @@ impl Manager {
         member: &Member,
         joins: &[Join],
         ports: &[PortRequest],
-    ) -> Result<(PathBuf, Vec<Endpoint>), NetError> {
+    ) -> Result<(PathBuf, Vec<Attached>), NetError> {
         let path = self.netns_path(&member.id);
         netns::remove(&path);
         let (conn, inside) = netns::create(&path)?;
         let driver = tokio::spawn(conn);
         let mut done = Vec::new();
         let result = async {
+            // On no network at all (disconnected from every one) it still has a loopback.
+            if joins.is_empty() {
+                link::loopback_up(&inside).await?;
+            }
             for (i, j) in joins.iter().enumerate() {
                 let e = self.join(member, j, &path, &inside, i, i == 0).await?;
                 done.push((j.network.clone(), e));
@@ -701,10 +719,17 @@ impl Manager {
         match result {
             Ok(()) => {
                 let st = self.state.lock().await;
-                let eps = st
-                    .networks
+                // In the order joined (the first is the primary one).
+                let eps = done
                     .iter()
-                    .filter_map(|n| n.endpoints.get(&member.id).cloned())
+                    .filter_map(|(key, _)| {
+                        let n = find(&st.networks, key).ok()?;
+                        Some(Attached {
+                            network: n.name.clone(),
+                            network_id: n.id.clone(),
+                            endpoint: n.endpoints.get(&member.id)?.clone(),
+                        })
+                    })
                     .collect();
                 Ok((path, eps))
             }
@@ -721,7 +746,7 @@ impl Manager {
         member: &Member,
         join: &Join,
         netns: &Path,
-    ) -> Result<Endpoint, NetError> {
+    ) -> Result<Attached, NetError> {
         let (conn, inside) = netns::connect(netns)?;
         let driver = tokio::spawn(conn);
         let index = {
@@ -745,7 +770,14 @@ impl Manager {
             .join(member, join, netns, &inside, index, index == 0)
             .await;
         driver.abort();
-        r
+        let endpoint = r?;
+        let st = self.state.lock().await;
+        let n = find(&st.networks, &join.network)?;
+        Ok(Attached {
+            network: n.name.clone(),
+            network_id: n.id.clone(),
+            endpoint,
+        })
     }
 
     async fn join(

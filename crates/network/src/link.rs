@@ -155,15 +155,7 @@ pub async fn add_endpoint(
         .await
         .map_err(nl(format!("hairpin on {host_name}")))?;
     // Inside: loopback, the interface, its address, the default route.
-    let lo = index_of(inside, "lo")
-        .await?
-        .ok_or_else(|| NetError::Host("no loopback in the container's namespace".into()))?;
-    inside
-        .link()
-        .set(LinkUnspec::new_with_index(lo).up().build())
-        .execute()
-        .await
-        .map_err(nl("bring lo up".into()))?;
+    loopback_up(inside).await?;
     let eth = index_of(inside, &iface.name)
         .await?
         .ok_or_else(|| NetError::Host(format!("{} did not arrive in the namespace", iface.name)))?;
@@ -191,6 +183,19 @@ pub async fn add_endpoint(
             .map_err(nl(format!("add the default route via {gw}")))?;
     }
     Ok(())
+}
+
+/// Brings up `lo` in the namespace `inside` is connected to.
+pub async fn loopback_up(inside: &Handle) -> Result<(), NetError> {
+    let lo = index_of(inside, "lo")
+        .await?
+        .ok_or_else(|| NetError::Host("no loopback in the container's namespace".into()))?;
+    inside
+        .link()
+        .set(LinkUnspec::new_with_index(lo).up().build())
+        .execute()
+        .await
+        .map_err(nl("bring lo up".into()))
 }
 
 /// The host's IPv4 routes' destinations (what a new network must not overlap), from

@@ -88,6 +88,19 @@ fn local<'a>(flag: FibFlag) -> Statement<'a> {
     )
 }
 
+/// `ct status dnat`: a connection to a published port.
+fn dnatted<'a>() -> Statement<'a> {
+    m(
+        Expression::Named(NamedExpression::CT(CT {
+            key: Cow::Borrowed("status"),
+            family: None,
+            dir: None,
+        })),
+        Operator::IN,
+        s("dnat"),
+    )
+}
+
 /// Renders the table `name` for these networks and forwards.
 pub fn ruleset<'a>(name: &'a str, nets: &'a [NetRule], ports: &'a [Forward]) -> Nftables<'a> {
     let t = Cow::Borrowed(name);
@@ -167,6 +180,7 @@ pub fn ruleset<'a>(name: &'a str, nets: &'a [NetRule], ports: &'a [Forward]) -> 
         })));
         b.add(rule("ports", e));
     }
+    let mut isolation = Vec::new();
     for n in nets {
         let br = || s(n.bridge.clone());
         if !n.internal {
@@ -195,15 +209,7 @@ pub fn ruleset<'a>(name: &'a str, nets: &'a [NetRule], ports: &'a [Forward]) -> 
             vec![
                 m(meta(MetaKey::Oifname), Operator::EQ, br()),
                 m(field("ip", "saddr"), Operator::EQ, prefix(&n.subnet)),
-                m(
-                    Expression::Named(NamedExpression::CT(CT {
-                        key: Cow::Borrowed("status"),
-                        family: None,
-                        dir: None,
-                    })),
-                    Operator::IN,
-                    s("dnat"),
-                ),
+                dnatted(),
                 Statement::Masquerade(None),
             ],
         ));
@@ -222,9 +228,10 @@ pub fn ruleset<'a>(name: &'a str, nets: &'a [NetRule], ports: &'a [Forward]) -> 
                 ));
             }
         }
-        // Networks do not reach each other, as Docker isolates its bridges.
+        // Networks do not reach each other, as Docker isolates its bridges (added after
+        // every network's internal drops and the published-port exception below).
         for other in nets.iter().filter(|o| o.bridge != n.bridge) {
-            b.add(rule(
+            isolation.push(rule(
                 "forward",
                 vec![
                     m(meta(MetaKey::Iifname), Operator::EQ, br()),
@@ -237,6 +244,14 @@ pub fn ruleset<'a>(name: &'a str, nets: &'a [NetRule], ports: &'a [Forward]) -> 
                 ],
             ));
         }
+    }
+    // A published port is for everyone who can reach the host, containers on other networks
+    // too (as through Docker's userland proxy): connections to one cross the isolation.
+    if !isolation.is_empty() {
+        b.add(rule("forward", vec![dnatted(), Statement::Accept(None)]));
+    }
+    for r in isolation {
+        b.add(r);
     }
     b.to_nftables()
 }
@@ -297,8 +312,11 @@ mod tests {
         assert_eq!(in_chain("ports"), 1);
         // Only the outward network masquerades to the world; both get host and hairpin NAT.
         assert_eq!(in_chain("postrouting"), 5);
-        // Internal: two drops; isolation: one per ordered pair.
-        assert_eq!(in_chain("forward"), 4);
+        // Internal: two drops; the published-port exception; isolation: one per ordered pair.
+        assert_eq!(in_chain("forward"), 5);
+        let fwd: Vec<&&serde_json::Value> =
+            rules.iter().filter(|r| r["chain"] == "forward").collect();
+        assert!(fwd[2].to_string().contains("accept"), "{:?}", fwd[2]);
         assert!(
             text.contains(r#""dnat":{"addr":"172.18.0.2","port":80}"#),
             "{text}"

@@ -18,7 +18,7 @@ fn sh(cmd: &str) -> String {
 }
 
 /// Removes whatever the test made, however it ends.
-struct Cleanup(String, tempfile::TempDir);
+struct Cleanup(String, std::path::PathBuf);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -35,7 +35,7 @@ impl Drop for Cleanup {
             .args(["delete", "table", "ip", p])
             .status();
         berth_network::iptables::forget_all(p);
-        let dir = self.1.path().join("netns");
+        let dir = self.1.join("netns");
         if let Ok(d) = std::fs::read_dir(&dir) {
             for e in d.flatten() {
                 let _ = Command::new("umount").arg("-l").arg(e.path()).status();
@@ -48,7 +48,7 @@ impl Drop for Cleanup {
 async fn a_sandbox_on_a_network_reaches_its_gateway_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let p = prefix();
-    let _clean = Cleanup(p.clone(), tempfile::tempdir().unwrap());
+    let _clean = Cleanup(p.clone(), dir.path().to_path_buf());
     let cfg = NetConfig {
         state_dir: dir.path().join("state"),
         netns_dir: dir.path().join("netns"),
@@ -117,8 +117,9 @@ async fn a_sandbox_on_a_network_reaches_its_gateway_and_leaves_nothing() {
         .await
         .unwrap();
     assert_eq!(eps.len(), 1);
-    assert_eq!(eps[0].ip, Ipv4Addr::new(10, 231, 0, 9));
-    assert_eq!(eps[0].mac, "02:42:0a:e7:00:09");
+    assert_eq!(eps[0].endpoint.ip, Ipv4Addr::new(10, 231, 0, 9));
+    assert_eq!(eps[0].endpoint.mac, "02:42:0a:e7:00:09");
+    assert_eq!(eps[0].network, "appnet");
     let inside = sh(&format!(
         "nsenter --net={} ip -o addr show eth0",
         ns.display()
@@ -155,7 +156,7 @@ async fn a_sandbox_on_a_network_reaches_its_gateway_and_leaves_nothing() {
     m.teardown(&member.id).await;
     assert!(!ns.exists());
     let veths = sh("ip -o link show type veth");
-    assert!(!veths.contains(&eps[0].host_iface), "{veths}");
+    assert!(!veths.contains(&eps[0].endpoint.host_iface), "{veths}");
     assert!(!sh(&format!("nft list table ip {p}")).contains("dnat to"));
     m.remove(&net.id).await.unwrap();
     assert!(!sh("ip -o link show").contains(net.bridge.as_deref().unwrap()));

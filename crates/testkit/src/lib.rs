@@ -74,6 +74,8 @@ impl Daemon {
             .arg(self.cgroup_parent())
             .arg("--log-level")
             .arg("debug")
+            .arg("--network-prefix")
+            .arg(self.net_prefix())
             .args(&self.flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -117,6 +119,18 @@ impl Daemon {
 
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("berth.sock")
+    }
+
+    /// This daemon's names on the host (`--network-prefix`): its bridges are `<prefix>0` and
+    /// `<prefix>-<id>`, its nftables table and iptables comments `<prefix>`.
+    pub fn net_prefix(&self) -> String {
+        let h = sha256_hex(self.dir.path().as_os_str().as_encoded_bytes());
+        format!("bt{}", &h[..6])
+    }
+
+    /// The default bridge's name.
+    pub fn bridge(&self) -> String {
+        format!("{}0", self.net_prefix())
     }
 
     pub fn root(&self) -> PathBuf {
@@ -276,6 +290,7 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
         sweep(self.dir.path());
+        remove_networking(&self.net_prefix());
         // The daemon's cgroup parent in every hierarchy, with whatever a failing test left
         // in it: processes are killed, then the (empty) directories removed.
         let parents: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
@@ -307,6 +322,27 @@ impl Drop for Daemon {
             let _ = std::fs::remove_dir(parent);
         }
     }
+}
+
+/// Removes what a daemon with this `--network-prefix` made on the host: its bridges (and any
+/// veth a failing test left on them), its nftables table, its iptables FORWARD rules.
+pub fn remove_networking(prefix: &str) {
+    let links = Command::new("ip").args(["-o", "link", "show"]).output();
+    let links = links.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    for l in links.unwrap_or_default().lines() {
+        let Some(name) = l.split(": ").nth(1) else {
+            continue;
+        };
+        let name = name.split('@').next().unwrap_or(name);
+        if name.starts_with(prefix) || l.contains(&format!("master {prefix}")) {
+            let _ = Command::new("ip").args(["link", "del", name]).status();
+        }
+    }
+    let _ = Command::new("nft")
+        .args(["delete", "table", "ip", prefix])
+        .stderr(Stdio::null())
+        .status();
+    berth_network::iptables::forget_all(prefix);
 }
 
 /// Kills monitors (and so their containers) started for `dir`, and unmounts what is mounted

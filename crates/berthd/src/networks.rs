@@ -1,0 +1,296 @@
+//! The network endpoints: create, list, inspect, remove, connect, disconnect, prune, in
+//! Docker's shapes. The networks are berth-network's; connecting a container goes through
+//! the engine, which records it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use berth_network::{CreateNetwork, NetError, Network};
+use bollard_stubs::models::EndpointSettings;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::{ApiError, ApiResult, Daemon};
+use crate::containers::{json_body, parse_filters};
+
+impl From<NetError> for ApiError {
+    fn from(e: NetError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError(status, e.to_string())
+    }
+}
+
+/// A network as `GET /networks/{id}` shows it.
+pub fn shape(n: &Network) -> Value {
+    let config: Vec<Value> = n
+        .pool
+        .iter()
+        .map(|p| {
+            let mut c = json!({"Subnet": p.subnet.to_string(), "Gateway": p.gateway.to_string()});
+            if let Some(r) = p.range {
+                c["IPRange"] = json!(r.to_string());
+            }
+            c
+        })
+        .collect();
+    let containers: BTreeMap<&String, Value> = n
+        .endpoints
+        .iter()
+        .map(|(id, e)| {
+            (
+                id,
+                json!({
+                    "Name": e.name,
+                    "EndpointID": e.id,
+                    "MacAddress": e.mac,
+                    "IPv4Address": format!("{}/{}", e.ip, e.prefix),
+                    "IPv6Address": "",
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": config},
+        "Internal": n.internal,
+        "Attachable": n.attachable,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": n.options,
+        "Labels": n.labels,
+    })
+}
+
+/// Docker's `network create` body (the fields berth acts on).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct CreateBody {
+    name: String,
+    driver: String,
+    internal: bool,
+    attachable: bool,
+    #[serde(rename = "EnableIPv6")]
+    enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    ipam: Option<Ipam>,
+    options: Option<BTreeMap<String, String>>,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct Ipam {
+    driver: Option<String>,
+    config: Option<Vec<IpamConfig>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct IpamConfig {
+    subnet: Option<String>,
+    #[serde(rename = "IPRange")]
+    ip_range: Option<String>,
+    gateway: Option<String>,
+}
+
+fn bad(m: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, m.into())
+}
+
+/// `POST /networks/create`.
+pub async fn create(
+    State(d): State<Arc<Daemon>>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let b: CreateBody = json_body(&body)?;
+    if b.name.is_empty() {
+        return Err(bad("network name is required (Name)"));
+    }
+    let ipam = b.ipam.unwrap_or_default();
+    if let Some(drv) = ipam
+        .driver
+        .as_deref()
+        .filter(|d| !d.is_empty() && *d != "default")
+    {
+        return Err(bad(format!(
+            "IPAM driver {drv:?} is not supported: berth has the default one only"
+        )));
+    }
+    let mut configs = ipam.config.unwrap_or_default();
+    // IPv6 entries are refused with the ipv6 flag; only one IPv4 subnet per network.
+    if configs.len() > 1 {
+        return Err(bad(
+            "only one IPAM config (one --subnet) per network is supported",
+        ));
+    }
+    let c = configs.pop().unwrap_or_default();
+    let n = d
+        .engine
+        .networks()
+        .create(CreateNetwork {
+            name: b.name,
+            driver: b.driver,
+            subnet: c.subnet.filter(|s| !s.is_empty()),
+            gateway: c.gateway.filter(|s| !s.is_empty()),
+            ip_range: c.ip_range.filter(|s| !s.is_empty()),
+            internal: b.internal,
+            attachable: b.attachable,
+            ipv6: b.enable_ipv6,
+            labels: b.labels.unwrap_or_default(),
+            options: b.options.unwrap_or_default(),
+        })
+        .await?;
+    d.engine.network_event("create", &n, None);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"Id": n.id, "Warning": ""})),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    filters: Option<String>,
+}
+
+fn matches(n: &Network, f: &HashMap<String, Vec<String>>) -> ApiResult<bool> {
+    for (k, vals) in f {
+        if vals.is_empty() {
+            continue;
+        }
+        let hit = match k.as_str() {
+            "name" => vals.iter().any(|v| n.name.contains(v.as_str())),
+            "id" => vals.iter().any(|v| n.id.starts_with(v.as_str())),
+            "driver" => vals.contains(&n.driver),
+            "scope" => vals.iter().any(|v| v == "local"),
+            "label" => vals.iter().any(|v| match v.split_once('=') {
+                Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
+                None => n.labels.contains_key(v),
+            }),
+            "type" => vals.iter().any(|v| match v.as_str() {
+                "custom" => n.user_defined(),
+                "builtin" => n.predefined(),
+                _ => false,
+            }),
+            "dangling" => vals.iter().any(|v| {
+                let dangling = n.user_defined() && n.endpoints.is_empty();
+                dangling == matches!(v.as_str(), "true" | "1")
+            }),
+            other => return Err(bad(format!("invalid filter '{other}'"))),
+        };
+        if !hit {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// `GET /networks`.
+pub async fn list(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let f = parse_filters(q.filters.as_deref().unwrap_or(""))?;
+    let mut out = Vec::new();
+    for n in d.engine.networks().list().await {
+        if matches(&n, &f)? {
+            out.push(shape(&n));
+        }
+    }
+    Ok(Json(out))
+}
+
+/// `GET /networks/{id}`.
+pub async fn inspect(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(shape(&d.engine.networks().get(&id).await?)))
+}
+
+/// `DELETE /networks/{id}`.
+pub async fn remove(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let n = d.engine.networks().get(&id).await?;
+    d.engine.networks().remove(&n.id).await?;
+    d.engine.network_event("destroy", &n, None);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct ConnectBody {
+    container: String,
+    endpoint_config: Option<EndpointSettings>,
+    force: bool,
+}
+
+/// `POST /networks/{id}/connect`.
+pub async fn connect(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let b: ConnectBody = json_body(&body)?;
+    if b.container.is_empty() {
+        return Err(bad("no container given (Container)"));
+    }
+    d.engine
+        .network_connect(&id, &b.container, b.endpoint_config.as_ref())
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /networks/{id}/disconnect`.
+pub async fn disconnect(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let b: ConnectBody = json_body(&body)?;
+    if b.container.is_empty() {
+        return Err(bad("no container given (Container)"));
+    }
+    d.engine
+        .network_disconnect(&id, &b.container, b.force)
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /networks/prune` (filters: label, until are not applied beyond label).
+pub async fn prune(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let f = parse_filters(q.filters.as_deref().unwrap_or(""))?;
+    let mut gone = Vec::new();
+    for n in d.engine.networks().list().await {
+        if !n.user_defined() || !n.endpoints.is_empty() {
+            continue;
+        }
+        let labels_ok = f.get("label").is_none_or(|vals| {
+            vals.iter().all(|v| match v.split_once('=') {
+                Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
+                None => n.labels.contains_key(v),
+            })
+        });
+        if !labels_ok {
+            continue;
+        }
+        if d.engine.networks().remove(&n.id).await.is_ok() {
+            d.engine.network_event("destroy", &n, None);
+            gone.push(n.name);
+        }
+    }
+    Ok(Json(json!({"NetworksDeleted": gone})))
+}
