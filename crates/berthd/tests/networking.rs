@@ -1,0 +1,995 @@
+//! Container networking through berthd, driven by the real `docker` CLI (and berth's own
+//! for its `network` commands): user networks with names and aliases, published ports from
+//! the host, NAT to a server outside, `--internal`, the network modes, the /etc files, the
+//! API's errors, a restart, and 200 create/remove cycles that leave nothing on the host.
+//!
+//! The "outside" is a network namespace of the test's own joined to the host by a veth pair
+//! with TEST-NET-2 addresses and no route back to any container subnet: a container reaches
+//! it only through berth's masquerade.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_testkit::{have_docker_cli, Daemon};
+
+fn setup() -> Option<Daemon> {
+    if !have_docker_cli() {
+        return None;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    Some(d)
+}
+
+fn sh(cmd: &str) -> String {
+    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// An HTTP GET of `path` at `addr`; the body, or why not.
+fn http_get(addr: &str, path: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(3))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    Ok(out.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+}
+
+/// The host's primary address: the one on its default route's interface.
+fn primary_ip() -> Ipv4Addr {
+    let route = sh("ip -4 route show default");
+    let dev = route
+        .split_whitespace()
+        .skip_while(|w| *w != "dev")
+        .nth(1)
+        .expect("a default route")
+        .to_string();
+    let addr = sh(&format!("ip -4 -o addr show dev {dev} scope global"));
+    addr.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .expect("an address on the default route's interface")
+}
+
+/// A web server in a namespace outside the host, on 198.51.100.2:8080, whose CGI answers
+/// with the address the request came from. Removed when dropped.
+struct Outside {
+    ns: String,
+    veth: String,
+    server: Option<std::process::Child>,
+    _www: tempfile::TempDir,
+}
+
+impl Outside {
+    fn start(tag: &str) -> Outside {
+        let ns = format!("btout{tag}");
+        let veth = format!("btvo{tag}");
+        let www = tempfile::tempdir().unwrap();
+        let cgi = www.path().join("cgi-bin");
+        std::fs::create_dir(&cgi).unwrap();
+        let script = cgi.join("ip");
+        std::fs::write(
+            &script,
+            "#!/bin/busybox sh\necho 'Content-Type: text/plain'\necho\necho \"$REMOTE_ADDR\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut o = Outside {
+            ns: ns.clone(),
+            veth: veth.clone(),
+            server: None,
+            _www: www,
+        };
+        for c in [
+            format!("ip netns add {ns}"),
+            format!("ip link add {veth} type veth peer name btvi{tag}"),
+            format!("ip link set btvi{tag} netns {ns}"),
+            format!("ip addr add 198.51.100.1/30 dev {veth}"),
+            format!("ip link set {veth} up"),
+            format!("ip -n {ns} addr add 198.51.100.2/30 dev btvi{tag}"),
+            format!("ip -n {ns} link set btvi{tag} up"),
+            format!("ip -n {ns} link set lo up"),
+        ] {
+            let st = Command::new("sh").arg("-c").arg(&c).status().unwrap();
+            assert!(st.success(), "{c}");
+        }
+        o.server = Some(
+            Command::new("ip")
+                .args(["netns", "exec", &ns, "busybox", "httpd", "-f", "-p"])
+                .arg("198.51.100.2:8080")
+                .arg("-h")
+                .arg(o._www.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while http_get("198.51.100.2:8080", "/cgi-bin/ip").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the outside server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        o
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.veth])
+            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+fn tag() -> String {
+    format!("{:x}", std::process::id() & 0xffff)
+}
+
+/// What berth has on the host for this daemon: its bridges and veths on them, its table.
+fn host_state(d: &Daemon) -> (Vec<String>, String) {
+    let p = d.net_prefix();
+    let mut links: Vec<String> = sh("ip -o link show")
+        .lines()
+        .filter(|l| l.contains(&p))
+        .map(|l| l.split(": ").nth(1).unwrap_or("").to_string())
+        .collect();
+    links.sort();
+    (links, sh(&format!("nft list table ip {p}")))
+}
+
+#[test]
+fn containers_on_a_user_network_find_each_other_by_name_and_alias() {
+    let Some(d) = setup() else { return };
+    d.ok(&["network", "create", "appnet"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "appnet",
+        "--network-alias",
+        "front",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo hello-from-web > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "busybox",
+        "sh",
+        "-c",
+        "nslookup web && nslookup front && wget -qO- http://web/ && wget -qO- http://front/ && ping -c1 -W2 web",
+    ]);
+    assert_eq!(out.matches("hello-from-web").count(), 2, "{out}");
+    assert!(out.contains(" 0% packet loss"), "{out}");
+    let ip = d
+        .ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.appnet.IPAddress}}",
+            "web",
+        ])
+        .trim()
+        .to_string();
+    assert!(out.contains(&format!("Address: {ip}")), "{out} lacks {ip}");
+    // /etc/resolv.conf points at the network's embedded server; /etc/hosts names itself.
+    let files = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "--hostname",
+        "probe",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+        "/etc/hosts",
+    ]);
+    let gw = d
+        .ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+            "appnet",
+        ])
+        .trim()
+        .to_string();
+    assert!(files.contains(&format!("nameserver {gw}\n")), "{files}");
+    assert!(files.contains("\tprobe\n"), "{files}");
+    // Names are per network: the default bridge does not know them, and cannot reach web.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("timeout 3 wget -qO- http://{ip}/; echo rc=$?"),
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("hello-from-web"),
+        "isolated networks reached each other"
+    );
+    // Inspect shows the endpoint; the network shows the container.
+    let aliases = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.appnet.Aliases}}",
+        "web",
+    ]);
+    assert!(aliases.contains("\"front\""), "{aliases}");
+    let members = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}",
+        "appnet",
+    ]);
+    assert!(members.starts_with(&format!("web {ip}/")), "{members}");
+    // In use: the network stays.
+    let e = d.fails(&["network", "rm", "appnet"]);
+    assert!(e.contains("active endpoints"), "{e}");
+    d.ok(&["rm", "-f", "web"]);
+    d.ok(&["network", "rm", "appnet"]);
+    assert!(
+        !host_state(&d).0.iter().any(|l| l.contains('-')),
+        "the network's bridge is left: {:?}",
+        host_state(&d).0
+    );
+}
+
+#[test]
+fn published_ports_reach_the_container_from_the_host_and_are_freed_on_exit() {
+    let Some(d) = setup() else { return };
+    let start = "mkdir /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www";
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            "127.0.0.1::80",
+            "-p",
+            ":80",
+            "--expose",
+            "81",
+            "busybox",
+            "sh",
+            "-c",
+            start,
+        ])
+        .trim()
+        .to_string();
+    let short = &id[..12];
+    let ports = d.ok(&["port", short]);
+    let port_of = |prefix: &str| -> u16 {
+        ports
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in {ports}"))
+    };
+    let local = port_of("80/tcp -> 127.0.0.1:");
+    let any = port_of("80/tcp -> 0.0.0.0:");
+    // The host reaches it at 127.0.0.1 and at its own primary address.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match http_get(&format!("127.0.0.1:{local}"), "/") {
+            Ok(b) if b.trim() == short => break,
+            r => assert!(Instant::now() < deadline, "127.0.0.1:{local}: {r:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let primary = primary_ip();
+    assert_eq!(
+        http_get(&format!("{primary}:{any}"), "/").unwrap().trim(),
+        short
+    );
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{any}"), "/").unwrap().trim(),
+        short
+    );
+    // Bound to 127.0.0.1 only: not on the primary address.
+    assert!(http_get(&format!("{primary}:{local}"), "/").is_err());
+    // Another container reaches it through the host's address (and itself, hairpin).
+    let via = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "wget",
+        "-qO-",
+        &format!("http://{primary}:{any}/"),
+    ]);
+    assert_eq!(via.trim(), short);
+    let hairpin = d.ok(&[
+        "exec",
+        short,
+        "wget",
+        "-qO-",
+        &format!("http://{primary}:{any}/"),
+    ]);
+    assert_eq!(hairpin.trim(), short);
+    // ps and inspect show them; an exposed-only port is listed without a binding.
+    let ps = d.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert!(ps.contains(&format!("127.0.0.1:{local}->80/tcp")), "{ps}");
+    assert!(ps.contains("81/tcp"), "{ps}");
+    // The port is taken: a second container asking for it is refused at start and nothing
+    // of its networking is made (it stays created, as with dockerd).
+    let before = d.ok(&["ps", "-q"]);
+    let host_before = host_state(&d);
+    let e = d.fails(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("127.0.0.1:{local}:80"),
+        "busybox",
+        "sleep",
+        "30",
+    ]);
+    assert!(e.contains("port is already allocated"), "{e}");
+    assert_eq!(d.ok(&["ps", "-q"]), before);
+    assert_eq!(host_state(&d), host_before);
+    // A range gives the first free port of it.
+    let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = probe.local_addr().unwrap().port();
+    drop(probe);
+    let ranged = d
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            &format!("127.0.0.1:{base}-{}:80", base + 3),
+            "busybox",
+            "sh",
+            "-c",
+            start,
+        ])
+        .trim()
+        .to_string();
+    let p = d.ok(&["port", &ranged, "80"]);
+    let got: u16 = p.trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert!((base..=base + 3).contains(&got), "{p}");
+    // -P publishes the exposed ports.
+    let all = d
+        .ok(&[
+            "run", "-d", "--expose", "80", "-P", "busybox", "sh", "-c", start,
+        ])
+        .trim()
+        .to_string();
+    let p = d.ok(&["port", &all, "80/tcp"]);
+    let pp: u16 = p.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while http_get(&format!("127.0.0.1:{pp}"), "/").is_err() {
+        assert!(Instant::now() < deadline, "-P port {pp} not reachable");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Stopped: the ports are free again and the forwards gone.
+    d.ok(&["rm", "-f", short, &ranged, &all]);
+    for port in [local, any, got, pp] {
+        TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("port {port} still held: {e}"));
+    }
+    let (_, table) = host_state(&d);
+    assert!(!table.contains("dnat to"), "{table}");
+}
+
+#[test]
+fn containers_reach_outside_through_nat_and_internal_networks_cannot() {
+    let Some(d) = setup() else { return };
+    let outside = Outside::start(&tag());
+    // The outside has no route to any container: it sees the host's address.
+    let seen = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://198.51.100.2:8080/cgi-bin/ip",
+    ]);
+    assert_eq!(seen.trim(), "198.51.100.1");
+    d.ok(&["network", "create", "outnet"]);
+    let seen = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "outnet",
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://198.51.100.2:8080/cgi-bin/ip",
+    ]);
+    assert_eq!(seen.trim(), "198.51.100.1");
+    // A server on the host, on its primary address, is reached too.
+    let primary = primary_ip();
+    let server = TcpListener::bind((primary, 0)).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let got = std::thread::spawn(move || {
+        let (mut c, peer) = server.accept().unwrap();
+        let mut line = String::new();
+        c.read_to_string(&mut line).unwrap();
+        (line, peer)
+    });
+    d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("echo ping-from-container | nc {primary} {port}"),
+    ]);
+    let (line, _) = got.join().unwrap();
+    assert_eq!(line.trim(), "ping-from-container");
+    // --internal: containers reach each other, but nothing outside.
+    d.ok(&["network", "create", "--internal", "inner"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "--network",
+        "inner",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "inner",
+        "busybox",
+        "sh",
+        "-c",
+        "ping -c1 -W2 peer >/dev/null && echo peer-ok; timeout 3 wget -qO- http://198.51.100.2:8080/cgi-bin/ip; echo rc=$?",
+    ]);
+    assert!(out.contains("peer-ok"), "{out}");
+    assert!(
+        !out.contains("198.51.100.1"),
+        "internal reached outside: {out}"
+    );
+    assert!(!out.contains("rc=0"), "{out}");
+    d.ok(&["rm", "-f", "peer"]);
+    drop(outside);
+}
+
+#[test]
+fn network_modes_and_etc_files_are_dockers() {
+    let Some(d) = setup() else { return };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "base",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo shared > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let base_ip = d
+        .ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "base"])
+        .trim()
+        .to_string();
+    assert!(base_ip.parse::<Ipv4Addr>().is_ok(), "{base_ip:?}");
+    // container: shares base's namespace: its address, its loopback, its hostname.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:base",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; wget -qO- http://127.0.0.1/; hostname",
+    ]);
+    assert!(out.contains(&format!("inet {base_ip}/")), "{out}");
+    assert!(out.contains("shared"), "{out}");
+    let base_host = d.ok(&["inspect", "-f", "{{.Config.Hostname}}", "base"]);
+    assert!(out.ends_with(&base_host), "{out} vs {base_host}");
+    let e = d.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:base",
+        "-p",
+        "80:80",
+        "busybox",
+        "true",
+    ]);
+    assert!(e.contains("conflicting options"), "{e}");
+    // none: a loopback that is up, nothing else.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("lo:") && out.contains(",UP"), "{out}");
+    // host: the host's interfaces, its /etc/hosts, and a warning for published ports.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-p",
+        "80:80",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&d.bridge()),
+        "{out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("discarded when using host network mode"),
+        "{out:?}"
+    );
+    // --add-host (host-gateway too), --dns, --dns-search, --dns-option, --hostname, --domainname.
+    let gw = d
+        .ok(&["inspect", "-f", "{{.NetworkSettings.Gateway}}", "base"])
+        .trim()
+        .to_string();
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--hostname",
+        "box",
+        "--domainname",
+        "example.org",
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "host.docker.internal:host-gateway",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "corp.example",
+        "--dns-option",
+        "ndots:2",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf /etc/hostname",
+    ]);
+    assert!(out.contains("10.1.2.3\tdb\n"), "{out}");
+    assert!(
+        out.contains(&format!("{gw}\thost.docker.internal\n")),
+        "{out}"
+    );
+    assert!(out.contains("\tbox.example.org box\n"), "{out}");
+    assert!(
+        out.contains("nameserver 192.0.2.53\nsearch corp.example\noptions ndots:2\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("box\n"), "{out}");
+    d.ok(&["rm", "-f", "base"]);
+}
+
+#[test]
+fn bad_network_requests_get_dockers_errors_and_change_nothing() {
+    let Some(d) = setup() else { return };
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.213.0.0/24",
+        "--label",
+        "team=a",
+        "taken",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ctr",
+        "--network",
+        "taken",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let before = host_state(&d);
+    let req = |m: &str, p: &str, b: &str| d.request(m, p, b);
+    for (method, path, body, status, want) in [
+        (
+            "POST",
+            "/networks/create",
+            r#"{"Name":"over","IPAM":{"Config":[{"Subnet":"10.213.0.128/25"}]}}"#,
+            403,
+            "overlaps",
+        ),
+        (
+            "POST",
+            "/networks/create",
+            r#"{"Name":"cidr","IPAM":{"Config":[{"Subnet":"10.300.0.0/24"}]}}"#,
+            400,
+            "10.300.0.0/24",
+        ),
+        (
+            "POST",
+            "/networks/create",
+            r#"{"Name":"gw","IPAM":{"Config":[{"Subnet":"10.214.0.0/24","Gateway":"10.9.9.9"}]}}"#,
+            400,
+            "gateway",
+        ),
+        (
+            "POST",
+            "/networks/create",
+            r#"{"Name":"taken"}"#,
+            409,
+            "already exists",
+        ),
+        (
+            "POST",
+            "/networks/create",
+            r#"{"Name":"bad name"}"#,
+            400,
+            "invalid network name",
+        ),
+        (
+            "POST",
+            "/networks/create",
+            r#"{"Name":"x","Driver":"overlay"}"#,
+            404,
+            "overlay",
+        ),
+        (
+            "POST",
+            "/networks/create",
+            r#"{"Name":"#,
+            400,
+            "invalid JSON",
+        ),
+        (
+            "GET",
+            "/networks/nosuch",
+            "",
+            404,
+            "network nosuch not found",
+        ),
+        ("DELETE", "/networks/taken", "", 403, "active endpoints"),
+        ("DELETE", "/networks/bridge", "", 403, "pre-defined"),
+        (
+            "POST",
+            "/networks/taken/connect",
+            r#"{"Container":"ctr"}"#,
+            403,
+            "already exists",
+        ),
+        (
+            "POST",
+            "/networks/bridge/disconnect",
+            r#"{"Container":"nosuch"}"#,
+            404,
+            "No such container",
+        ),
+        (
+            "POST",
+            "/containers/create",
+            r#"{"Image":"busybox","HostConfig":{"NetworkMode":"nosuch"}}"#,
+            404,
+            "network nosuch not found",
+        ),
+        (
+            "POST",
+            "/containers/create",
+            r#"{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"99999"}]}}}"#,
+            400,
+            "host port",
+        ),
+        (
+            "POST",
+            "/containers/create",
+            r#"{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"bridge":{"IPAMConfig":{"IPv4Address":"172.17.0.99"}}}}}"#,
+            400,
+            "user defined networks only",
+        ),
+        (
+            "POST",
+            "/containers/create",
+            r#"{"Image":"busybox","HostConfig":{"NetworkMode":"taken"},"NetworkingConfig":{"EndpointsConfig":{"taken":{"IPAMConfig":{"IPv4Address":"10.99.0.5"}}}}}"#,
+            400,
+            "does not belong",
+        ),
+    ] {
+        let (got, text) = req(method, path, body);
+        assert_eq!(got, status, "{method} {path} {body}: {text}");
+        assert!(
+            text.contains(want),
+            "{method} {path}: {text} lacks {want:?}"
+        );
+    }
+    assert_eq!(host_state(&d), before, "a refused request changed the host");
+    // The label filter and prune: prune keeps a network in use.
+    let ls = d.ok(&[
+        "network",
+        "ls",
+        "-f",
+        "label=team=a",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(ls, "taken\n");
+    d.ok(&["network", "create", "spare"]);
+    let pruned = d.ok(&["network", "prune", "-f"]);
+    assert!(
+        pruned.contains("spare") && !pruned.contains("taken"),
+        "{pruned}"
+    );
+    d.ok(&["rm", "-f", "ctr"]);
+}
+
+#[test]
+fn berth_network_commands_connect_disconnect_and_port() {
+    let d = Daemon::start();
+    d.berth_load_busybox();
+    let id = d.berth_ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.215.0.0/24",
+        "--gateway",
+        "10.215.0.254",
+        "--ip-range",
+        "10.215.0.128/25",
+        "--label",
+        "k=v",
+        "bnet",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    let ls = d.berth_ok(&["network", "ls"]);
+    assert!(
+        ls.starts_with("NETWORK ID     NAME      DRIVER    SCOPE\n"),
+        "{ls}"
+    );
+    for n in ["bnet", "bridge", "host", "none"] {
+        assert!(ls.contains(&format!(" {n} ")), "{ls}");
+    }
+    let cfg = d.berth_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}} {{.IPRange}}{{end}} {{.Labels.k}}",
+        "bnet",
+    ]);
+    assert_eq!(cfg, "10.215.0.0/24 10.215.0.254 10.215.0.128/25 v\n");
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "127.0.0.1::80",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    // Connected while running: a second interface, the fixed address, the alias.
+    d.berth_ok(&[
+        "network",
+        "connect",
+        "--ip",
+        "10.215.0.200",
+        "--alias",
+        "wa",
+        "bnet",
+        "web",
+    ]);
+    let addrs = d.berth_ok(&["exec", "web", "ip", "-4", "-o", "addr"]);
+    assert!(
+        addrs.contains("eth1") && addrs.contains("10.215.0.200/24"),
+        "{addrs}"
+    );
+    let found = d.berth_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "bnet",
+        "busybox",
+        "nslookup",
+        "wa",
+    ]);
+    assert!(found.contains("10.215.0.200"), "{found}");
+    // New addresses come from the range.
+    let got = d.berth_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "bnet",
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(
+        got.contains("inet 10.215.0.128/24") || got.contains("inet 10.215.0.129/24"),
+        "{got}"
+    );
+    let e = d.berth_fails(&["network", "connect", "bnet", "web"]);
+    assert!(e.contains("already exists"), "{e}");
+    d.berth_ok(&["network", "disconnect", "bnet", "web"]);
+    let addrs = d.berth_ok(&["exec", "web", "ip", "-4", "-o", "addr"]);
+    assert!(!addrs.contains("eth1"), "{addrs}");
+    let e = d.berth_fails(&["network", "disconnect", "bnet", "web"]);
+    assert!(e.contains("is not connected"), "{e}");
+    // port: all mappings, then one.
+    let all = d.berth_ok(&["port", "web"]);
+    assert!(all.starts_with("80/tcp -> 127.0.0.1:"), "{all}");
+    let one = d.berth_ok(&["port", "web", "80"]);
+    assert!(one.starts_with("127.0.0.1:"), "{one}");
+    let e = d.berth_fails(&["port", "web", "81"]);
+    assert!(e.contains("No public port '81/tcp'"), "{e}");
+    // An unknown network: no pull attempt, the real reason.
+    let e = d.berth_fails(&["run", "--rm", "--network", "nosuch", "busybox", "true"]);
+    assert!(
+        e.contains("network nosuch not found") && !e.contains("Unable to find image"),
+        "{e}"
+    );
+    d.berth_ok(&["rm", "-f", "web"]);
+    assert_eq!(d.berth_ok(&["network", "rm", "bnet"]), "bnet\n");
+}
+
+#[test]
+fn networking_survives_a_killed_berthd() {
+    let Some(mut d) = setup() else { return };
+    d.ok(&["network", "create", "keep"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "keep",
+        "-p",
+        "127.0.0.1::80",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo still-here > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let port: u16 = d
+        .ok(&["port", "srv", "80"])
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ip = d
+        .ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.keep.IPAddress}}",
+            "srv",
+        ])
+        .trim()
+        .to_string();
+    d.kill9();
+    // While berthd is away the container still serves through the kernel's forwarding.
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{port}"), "/").unwrap().trim(),
+        "still-here"
+    );
+    d.spawn();
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{port}"), "/").unwrap().trim(),
+        "still-here"
+    );
+    // Its name resolves, its address is still its own, its port still held.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "keep",
+        "busybox",
+        "sh",
+        "-c",
+        "wget -qO- http://srv/ && ip -4 -o addr show eth0",
+    ]);
+    assert!(out.contains("still-here"), "{out}");
+    assert!(
+        !out.contains(&format!("inet {ip}/")),
+        "an address was given twice: {out}"
+    );
+    assert!(
+        TcpListener::bind(("127.0.0.1", port)).is_err(),
+        "the port is no longer held"
+    );
+    d.ok(&["rm", "-f", "srv"]);
+    TcpListener::bind(("127.0.0.1", port)).unwrap();
+    d.ok(&["network", "rm", "keep"]);
+}
+
+#[test]
+fn two_hundred_create_remove_cycles_leave_nothing_on_the_host() {
+    let Some(d) = setup() else { return };
+    d.ok(&["network", "create", "cycle"]);
+    let before = host_state(&d);
+    let mine = d.dir.path().to_string_lossy().into_owned();
+    let mounts = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&mine))
+            .count()
+    };
+    let mounts_before = mounts();
+    for i in 0..200 {
+        let mut args = vec!["run", "--rm", "--network", "cycle"];
+        if i % 2 == 0 {
+            args.extend(["-p", "127.0.0.1::80"]);
+        }
+        args.extend(["busybox", "true"]);
+        d.ok(&args);
+    }
+    // --rm removal finishes after the CLI returns.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.ok(&["ps", "-aq"]).is_empty() {
+        assert!(Instant::now() < deadline, "containers left");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // No veth on its bridges, no forward in its table, no namespace bound.
+    assert_eq!(host_state(&d), before);
+    assert_eq!(mounts(), mounts_before, "mounts (namespaces) leaked");
+    let members = d.ok(&["network", "inspect", "-f", "{{len .Containers}}", "cycle"]);
+    assert_eq!(members.trim(), "0");
+    let netns = std::fs::read_dir(d.dir.path().join("exec/netns"))
+        .unwrap()
+        .count();
+    assert_eq!(netns, 0, "namespace files left");
+    // The addresses were all given back: the next container gets the first one.
+    let gw = d
+        .ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+            "cycle",
+        ])
+        .trim()
+        .parse::<Ipv4Addr>()
+        .unwrap();
+    let first = Ipv4Addr::from(u32::from(gw) + 1);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "cycle",
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains(&format!("inet {first}/")), "{out}");
+}
