@@ -993,3 +993,97 @@ fn two_hundred_create_remove_cycles_leave_nothing_on_the_host() {
     ]);
     assert!(out.contains(&format!("inet {first}/")), "{out}");
 }
+
+#[test]
+fn berth_and_a_networked_dockerd_live_side_by_side() {
+    let Some(mut d) = setup() else { return };
+    let t = tag();
+    let outside = Outside::start(&format!("d{t}"));
+    let Some(docker) =
+        berth_testkit::Dockerd::start_networked(&format!("btdk{t}"), "10.233.0.1/24")
+    else {
+        return;
+    };
+    let tar = berth_testkit::busybox_archive(docker.dir.path());
+    docker.ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert_eq!(berth_testkit::forward_policy(), "DROP");
+    let start = "mkdir /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www";
+    let check_berth = |d: &Daemon| {
+        // Out through NAT, and in through a published port, past Docker's DROP policy.
+        let seen = d.ok(&[
+            "run",
+            "--rm",
+            "busybox",
+            "wget",
+            "-qO-",
+            "http://198.51.100.2:8080/cgi-bin/ip",
+        ]);
+        assert_eq!(seen.trim(), "198.51.100.1");
+        let id = d
+            .ok(&[
+                "run",
+                "-d",
+                "-p",
+                "127.0.0.1::80",
+                "busybox",
+                "sh",
+                "-c",
+                start,
+            ])
+            .trim()
+            .to_string();
+        let port = d.ok(&["port", &id, "80"]);
+        let port = port.trim();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match http_get(port, "/") {
+                Ok(b) if b.trim() == &id[..12] => break,
+                r => assert!(Instant::now() < deadline, "berth's {port}: {r:?}"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d.ok(&["rm", "-f", &id]);
+    };
+    check_berth(&d);
+    // Docker's own networking still works beside berth's: out through its NAT, in through
+    // its published port.
+    let seen = docker.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://198.51.100.2:8080/cgi-bin/ip",
+    ]);
+    assert_eq!(seen.trim(), "198.51.100.1");
+    let id = docker
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            "127.0.0.1::80",
+            "busybox",
+            "sh",
+            "-c",
+            start,
+        ])
+        .trim()
+        .to_string();
+    let port = docker.ok(&["port", &id, "80"]);
+    let port = port.lines().next().unwrap().trim().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match http_get(&port, "/") {
+            Ok(b) if b.trim() == &id[..12] => break,
+            r => assert!(Instant::now() < deadline, "docker's {port}: {r:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    docker.ok(&["rm", "-f", &id]);
+    // A berthd started after dockerd (its rules first in FORWARD again) works as well.
+    d.kill9();
+    d.spawn();
+    check_berth(&d);
+    drop(docker);
+    drop(outside);
+}

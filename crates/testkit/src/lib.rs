@@ -465,12 +465,47 @@ pub fn busybox_archive(dir: &Path) -> PathBuf {
 pub struct Dockerd {
     pub dir: tempfile::TempDir,
     child: std::process::Child,
+    /// With networking: the bridge it was given and the FORWARD policy before it started.
+    networked: Option<(String, String)>,
 }
 
 impl Dockerd {
     /// Starts one, or `None` (the test then skips) where docker.io is not installed; CI
     /// must have it.
     pub fn start() -> Option<Self> {
+        Self::launch(None)
+    }
+
+    /// A dockerd with Docker's networking as hosts run it: iptables on (its chains, and the
+    /// FORWARD policy DROP), on a bridge of the test's own (`bridge`, made
+    /// here with `cidr`, e.g. 10.233.0.1/24). On drop its bridge, chains and rules go and the
+    /// FORWARD policy is put back. `None` (skip) without docker.io, or where Docker's chains
+    /// exist already: a real Docker on the host is not to be disturbed.
+    pub fn start_networked(bridge: &str, cidr: &str) -> Option<Self> {
+        let chains = Command::new("iptables").args(["-w", "-S"]).output();
+        if chains.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("DOCKER")) {
+            eprintln!("Docker's iptables chains exist already (a Docker on this host): skipping");
+            return None;
+        }
+        for c in [
+            format!("ip link add {bridge} type bridge"),
+            format!("ip addr add {cidr} dev {bridge}"),
+            format!("ip link set {bridge} up"),
+        ] {
+            let st = Command::new("sh").arg("-c").arg(&c).status().unwrap();
+            assert!(st.success(), "{c}");
+        }
+        let d = Self::launch(Some(bridge))?;
+        // dockerd sets the DROP policy when it is the one to turn ip forwarding on, as on a
+        // fresh host; here berth (or an earlier test) may have turned it on first, so the
+        // policy is set as dockerd would have set it.
+        let _ = Command::new("iptables")
+            .args(["-w", "-P", "FORWARD", "DROP"])
+            .status();
+        Some(d)
+    }
+
+    fn launch(bridge: Option<&str>) -> Option<Self> {
         if Command::new("dockerd").arg("--version").output().is_err() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -485,17 +520,22 @@ impl Dockerd {
             .unwrap();
         let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let child = Command::new("dockerd")
-            .args([
-                "--data-root",
-                &p("data"),
-                "--exec-root",
-                &p("exec"),
-                "--pidfile",
-                &p("pid"),
-            ])
-            .arg(format!("--host=unix://{}", p("docker.sock")))
-            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+        let policy = forward_policy();
+        let mut cmd = Command::new("dockerd");
+        cmd.args([
+            "--data-root",
+            &p("data"),
+            "--exec-root",
+            &p("exec"),
+            "--pidfile",
+            &p("pid"),
+        ])
+        .arg(format!("--host=unix://{}", p("docker.sock")));
+        match bridge {
+            None => cmd.args(["--iptables=false", "--ip6tables=false", "--bridge=none"]),
+            Some(b) => cmd.args(["--iptables=true", "--ip6tables=false", "--bridge", b]),
+        };
+        let child = cmd
             .args([
                 "--containerd-namespace",
                 "berth-interop",
@@ -507,7 +547,11 @@ impl Dockerd {
             .stderr(log)
             .spawn()
             .unwrap();
-        let d = Dockerd { dir, child };
+        let d = Dockerd {
+            dir,
+            child,
+            networked: bridge.map(|b| (b.to_string(), policy)),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !d.docker(&["version"]).status.success() {
             assert!(
@@ -567,5 +611,67 @@ impl Drop for Dockerd {
         {
             let _ = Command::new("umount").args(["-l", m]).status();
         }
+        if let Some((bridge, policy)) = self.networked.take() {
+            remove_docker_firewall(&bridge, &policy);
+            let _ = Command::new("ip").args(["link", "del", &bridge]).status();
+        }
     }
+}
+
+/// The iptables FORWARD chain's policy (`ACCEPT` or `DROP`).
+pub fn forward_policy() -> String {
+    let out = Command::new("iptables")
+        .args(["-w", "-S", "FORWARD"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.lines()
+        .find_map(|l| l.strip_prefix("-P FORWARD "))
+        .unwrap_or("ACCEPT")
+        .trim()
+        .to_string()
+}
+
+/// Removes what a dockerd with iptables left (it keeps its rules when it stops): the rules
+/// in the built-in chains that jump to Docker's chains or name its bridge, then Docker's
+/// chains; and puts the FORWARD policy back to `policy`.
+fn remove_docker_firewall(bridge: &str, policy: &str) {
+    for table in ["filter", "nat"] {
+        let out = Command::new("iptables")
+            .args(["-w", "-t", table, "-S"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for line in out.lines() {
+            let Some(spec) = line.strip_prefix("-A ") else {
+                continue;
+            };
+            let chain = spec.split_whitespace().next().unwrap_or("");
+            if chain.starts_with("DOCKER") || !(spec.contains("DOCKER") || spec.contains(bridge)) {
+                continue;
+            }
+            let mut args = vec!["-w", "-t", table, "-D"];
+            args.extend(spec.split_whitespace());
+            let _ = Command::new("iptables").args(&args).status();
+        }
+        let chains: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("-N "))
+            .filter(|c| c.starts_with("DOCKER"))
+            .map(str::to_string)
+            .collect();
+        for c in &chains {
+            let _ = Command::new("iptables")
+                .args(["-w", "-t", table, "-F", c])
+                .status();
+        }
+        for c in &chains {
+            let _ = Command::new("iptables")
+                .args(["-w", "-t", table, "-X", c])
+                .status();
+        }
+    }
+    let _ = Command::new("iptables")
+        .args(["-w", "-P", "FORWARD", policy])
+        .status();
 }
