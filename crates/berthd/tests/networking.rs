@@ -152,6 +152,16 @@ fn host_state(d: &Daemon) -> (Vec<String>, String) {
     (links, sh(&format!("nft list table ip {p}")))
 }
 
+/// Waits (10 s at most) for the host to be as `before`, and says how it is not: veths go
+/// with their namespaces, which the kernel destroys in the background.
+fn assert_settled(d: &Daemon, before: &(Vec<String>, String)) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while host_state(d) != *before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(host_state(d), *before);
+}
+
 #[test]
 fn containers_on_a_user_network_find_each_other_by_name_and_alias() {
     let Some(d) = setup() else { return };
@@ -347,7 +357,7 @@ fn published_ports_reach_the_container_from_the_host_and_are_freed_on_exit() {
     ]);
     assert!(e.contains("port is already allocated"), "{e}");
     assert_eq!(d.ok(&["ps", "-q"]), before);
-    assert_eq!(host_state(&d), host_before);
+    assert_settled(&d, &host_before);
     // A range gives the first free port of it.
     let probe = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = probe.local_addr().unwrap().port();
@@ -724,7 +734,7 @@ fn bad_network_requests_get_dockers_errors_and_change_nothing() {
             "{method} {path}: {text} lacks {want:?}"
         );
     }
-    assert_eq!(host_state(&d), before, "a refused request changed the host");
+    assert_settled(&d, &before);
     // The label filter and prune: prune keeps a network in use.
     let ls = d.ok(&[
         "network",
@@ -957,7 +967,7 @@ fn two_hundred_create_remove_cycles_leave_nothing_on_the_host() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // No veth on its bridges, no forward in its table, no namespace bound.
-    assert_eq!(host_state(&d), before);
+    assert_settled(&d, &before);
     assert_eq!(mounts(), mounts_before, "mounts (namespaces) leaked");
     let members = d.ok(&["network", "inspect", "-f", "{{len .Containers}}", "cycle"]);
     assert_eq!(members.trim(), "0");

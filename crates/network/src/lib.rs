@@ -686,9 +686,15 @@ impl Manager {
         joins: &[Join],
         ports: &[PortRequest],
     ) -> Result<(PathBuf, Vec<Attached>), NetError> {
+        let t0 = std::time::Instant::now();
         let path = self.netns_path(&member.id);
         netns::remove(&path);
         let (conn, inside) = netns::create(&path)?;
+        tracing::debug!(
+            container = member.id,
+            "namespace made in {:?}",
+            t0.elapsed()
+        );
         let driver = tokio::spawn(conn);
         let mut done = Vec::new();
         let result = async {
@@ -709,13 +715,14 @@ impl Manager {
                             e.ports = mapped;
                         }
                     }
-                    store::save(&self.cfg.state_dir, &st.networks)?;
+                    store::save_attachments(&self.cfg.state_dir, &st.networks)?;
                 }
             }
             Ok::<_, NetError>(())
         }
         .await;
         driver.abort();
+        tracing::debug!(container = member.id, "sandbox made in {:?}", t0.elapsed());
         match result {
             Ok(()) => {
                 let st = self.state.lock().await;
@@ -880,7 +887,7 @@ impl Manager {
                 );
             }
         }
-        store::save(&self.cfg.state_dir, &st.networks)?;
+        store::save_attachments(&self.cfg.state_dir, &st.networks)?;
         Ok(ep)
     }
 
@@ -929,24 +936,28 @@ impl Manager {
             self.apply_firewall(&st)?;
         }
         let _ = link::delete(&self.host, &ep.host_iface).await;
-        store::save(&self.cfg.state_dir, &st.networks)
+        store::save_attachments(&self.cfg.state_dir, &st.networks)
     }
 
     /// Removes everything of a container's sandbox: its endpoints (veths, addresses, DNS
-    /// names), its published ports, its namespace.
+    /// names), its published ports, its namespace. What others could notice (addresses,
+    /// names, ports) is gone when this returns; the veths shortly after.
     pub async fn teardown(&self, ctr: &str) {
+        let t0 = std::time::Instant::now();
         let mut st = self.state.lock().await;
         let mut gone = Vec::new();
+        let mut changed = false;
         for n in st.networks.iter_mut() {
             if let Some(ep) = n.endpoints.remove(ctr) {
-                if let Some(p) = n.pool.as_mut() {
-                    p.release(ctr);
-                }
                 gone.push((n.id.clone(), ep));
+                changed = true;
             }
-            // An address held without an endpoint (a join cut short) goes too.
+            // Its address, also one held without an endpoint (a join cut short).
             if let Some(p) = n.pool.as_mut() {
-                p.release(ctr);
+                if p.address_of(ctr).is_some() {
+                    p.release(ctr);
+                    changed = true;
+                }
             }
         }
         for (net_id, ep) in &gone {
@@ -962,14 +973,37 @@ impl Manager {
                 tracing::warn!(container = ctr, "remove its published ports: {e}");
             }
         }
-        if let Err(e) = store::save(&self.cfg.state_dir, &st.networks) {
-            tracing::warn!(container = ctr, "{e}");
+        if changed {
+            if let Err(e) = store::save_attachments(&self.cfg.state_dir, &st.networks) {
+                tracing::warn!(container = ctr, "{e}");
+            }
         }
         drop(st);
-        for (_, ep) in gone {
-            let _ = link::delete(&self.host, &ep.host_iface).await;
-        }
         netns::remove(&self.netns_path(ctr));
+        // The veths go with the namespace: the kernel destroys it once nothing holds it (its
+        // processes are gone, and now its bind mount), and both ends of every veth in it
+        // with it. Deleting them here instead would hold the rtnl lock through RCU grace
+        // periods (15-40 ms on these machines) that the next container's start then waits
+        // for. A veth still there a while later means something still holds the namespace;
+        // it is deleted then, so that nothing leaks.
+        if !gone.is_empty() {
+            let host = self.host.clone();
+            let ctr = ctr.to_string();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                for (_, ep) in gone {
+                    if matches!(link::index_of(&host, &ep.host_iface).await, Ok(Some(_))) {
+                        tracing::warn!(
+                            container = ctr,
+                            veth = ep.host_iface,
+                            "the namespace outlived the container: deleting its veth"
+                        );
+                        let _ = link::delete(&host, &ep.host_iface).await;
+                    }
+                }
+            });
+        }
+        tracing::debug!(container = ctr, "torn down in {:?}", t0.elapsed());
     }
 
     /// Tears down the sandboxes of every container not in `alive` (after a restart: those

@@ -1,35 +1,143 @@
-//! The networks on disk: `<state_dir>/networks.json`, replaced atomically (temp file, fsync,
-//! rename, directory fsync) at every change, so a crash leaves the old list or the new one.
+//! The networks on disk, in two files:
+//! - `networks.json`, the networks themselves, replaced atomically and durably (temp file,
+//!   fsync, rename, directory fsync) whenever one is created or removed;
+//! - `endpoints.json`, which containers are attached where and which addresses they hold,
+//!   replaced atomically (temp file, rename) at every start and stop, but not fsynced: an
+//!   fsync waits for a journal commit (1 to 40 ms here), and what this file records only
+//!   matters while the containers run, which a machine crash ends anyway. A process crash
+//!   cannot lose it (the page cache keeps it); after a machine crash a stale or torn copy is
+//!   ignored, and the restore tears down whatever it names.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::path::Path;
 
-use crate::{NetError, Network};
+use serde::{Deserialize, Serialize};
 
-const FILE: &str = "networks.json";
+use crate::{Endpoint, NetError, Network};
 
-/// The networks kept in `dir` (none yet: empty).
-pub fn load(dir: &Path) -> Result<Vec<Network>, NetError> {
-    let p = dir.join(FILE);
-    match std::fs::read(&p) {
-        Ok(b) => {
-            serde_json::from_slice(&b).map_err(|e| NetError::Host(format!("{}: {e}", p.display())))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(NetError::Host(format!("read {}: {e}", p.display()))),
-    }
+const NETWORKS: &str = "networks.json";
+const ENDPOINTS: &str = "endpoints.json";
+
+/// One network's attachments.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Attached {
+    endpoints: BTreeMap<String, Endpoint>,
+    allocated: BTreeMap<Ipv4Addr, String>,
 }
 
-/// Replaces the list in `dir`.
-pub fn save(dir: &Path, nets: &[Network]) -> Result<(), NetError> {
-    let p = dir.join(FILE);
+/// The networks kept in `dir` (none yet: empty), with their attachments.
+pub fn load(dir: &Path) -> Result<Vec<Network>, NetError> {
+    let p = dir.join(NETWORKS);
+    let mut nets: Vec<Network> = match std::fs::read(&p) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| NetError::Host(format!("{}: {e}", p.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(NetError::Host(format!("read {}: {e}", p.display()))),
+    };
+    let e = dir.join(ENDPOINTS);
+    let attached: BTreeMap<String, Attached> = match std::fs::read(&e) {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|err| {
+            tracing::warn!("{}: {err}: ignored (no container is attached)", e.display());
+            BTreeMap::new()
+        }),
+        Err(_) => BTreeMap::new(),
+    };
+    for n in &mut nets {
+        if let Some(a) = attached.get(&n.id) {
+            n.endpoints = a.endpoints.clone();
+            if let Some(p) = n.pool.as_mut() {
+                p.allocated = a.allocated.clone();
+            }
+        }
+    }
+    Ok(nets)
+}
+
+fn replace(dir: &Path, name: &str, data: &[u8], durable: bool) -> Result<(), NetError> {
+    let p = dir.join(name);
     let err = |e: std::io::Error| NetError::Host(format!("write {}: {e}", p.display()));
-    let data = serde_json::to_vec_pretty(nets).map_err(|e| err(e.into()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    tmp.write_all(&data).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
+    tmp.write_all(data).map_err(err)?;
+    if durable {
+        tmp.as_file().sync_all().map_err(err)?;
+    }
     tmp.persist(&p).map_err(|e| err(e.error))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err)
+    if durable {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Records a change of the networks themselves (and their attachments).
+pub fn save(dir: &Path, nets: &[Network]) -> Result<(), NetError> {
+    let data = serde_json::to_vec_pretty(nets)
+        .map_err(|e| NetError::Host(format!("encode the networks: {e}")))?;
+    replace(dir, NETWORKS, &data, true)?;
+    save_attachments(dir, nets)
+}
+
+/// Records a change of who is attached where (a start, a stop, a connect).
+pub fn save_attachments(dir: &Path, nets: &[Network]) -> Result<(), NetError> {
+    let a: BTreeMap<&str, Attached> = nets
+        .iter()
+        .filter(|n| n.pool.is_some() || !n.endpoints.is_empty())
+        .map(|n| {
+            (
+                n.id.as_str(),
+                Attached {
+                    endpoints: n.endpoints.clone(),
+                    allocated: n
+                        .pool
+                        .as_ref()
+                        .map(|p| p.allocated.clone())
+                        .unwrap_or_default(),
+                },
+            )
+        })
+        .collect();
+    let data =
+        serde_json::to_vec(&a).map_err(|e| NetError::Host(format!("encode the endpoints: {e}")))?;
+    replace(dir, ENDPOINTS, &data, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachments_override_and_a_torn_file_is_ignored() {
+        let d = tempfile::tempdir().unwrap();
+        let pool = crate::Pool::new("10.1.0.0/24".parse().unwrap(), None, None).unwrap();
+        let mut n = Network {
+            id: "a".repeat(64),
+            name: "n".into(),
+            driver: "bridge".into(),
+            created: String::new(),
+            internal: false,
+            attachable: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+            bridge: Some("b".into()),
+            pool: Some(pool),
+            mtu: None,
+            endpoints: BTreeMap::new(),
+        };
+        save(d.path(), std::slice::from_ref(&n)).unwrap();
+        n.pool
+            .as_mut()
+            .unwrap()
+            .allocated
+            .insert(Ipv4Addr::new(10, 1, 0, 2), "c".into());
+        save_attachments(d.path(), std::slice::from_ref(&n)).unwrap();
+        let back = load(d.path()).unwrap();
+        assert_eq!(back[0].pool.as_ref().unwrap().allocated.len(), 1);
+        std::fs::write(d.path().join(ENDPOINTS), b"{\"a").unwrap();
+        let back = load(d.path()).unwrap();
+        assert!(back[0].pool.as_ref().unwrap().allocated.is_empty());
+        assert_eq!(back[0].name, "n");
+    }
 }

@@ -155,8 +155,15 @@ async fn a_sandbox_on_a_network_reaches_its_gateway_and_leaves_nothing() {
 
     m.teardown(&member.id).await;
     assert!(!ns.exists());
-    let veths = sh("ip -o link show type veth");
-    assert!(!veths.contains(&eps[0].endpoint.host_iface), "{veths}");
+    // The veth goes with the namespace, which the kernel destroys in the background.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sh("ip -o link show type veth").contains(&eps[0].endpoint.host_iface) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the veth outlived its namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(!sh(&format!("nft list table ip {p}")).contains("dnat to"));
     m.remove(&net.id).await.unwrap();
     assert!(!sh("ip -o link show").contains(net.bridge.as_deref().unwrap()));
