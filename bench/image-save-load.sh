@@ -10,6 +10,7 @@
 #   BENCH_RUNS=3 bash bench/image-save-load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 runs=${BENCH_RUNS:-10}
 for t in dockerd hyperfine; do
     command -v $t >/dev/null || { echo "needs $t (bash scripts/install-deps.sh)" >&2; exit 1; }
@@ -18,8 +19,9 @@ cargo build --release --quiet --bin berth --bin berthd --bin berth-runtime --bin
 unpack=$PWD/target/release/examples/unpack
 
 work=$(mktemp -d /tmp/berth-bench-image.XXXXXX)
+prefix=bsl$(printf %s "${work##*.}" | tr -dc 'a-z0-9' | head -c 4)
 ./target/release/berthd --root "$work/berth" --exec-root "$work/bexec" --host "unix://$work/berth.sock" \
-    --cgroup-parent "berth-bench-${work##*.}" >"$work/berthd.log" 2>&1 &
+    --cgroup-parent "berth-bench-${work##*.}" --network-prefix "$prefix" >"$work/berthd.log" 2>&1 &
 bpid=$!
 berth="$PWD/target/release/berth -H unix://$work/berth.sock"
 dockerd --data-root "$work/docker" --exec-root "$work/exec" --pidfile "$work/docker.pid" \
@@ -32,6 +34,7 @@ cleanup() {
     wait "$bpid" "$dpid" 2>/dev/null || true
     grep -o " $work[^ ]*" /proc/self/mounts | xargs -r -n1 umount -l 2>/dev/null || true
     rmdir /sys/fs/cgroup/*/"berth-bench-${work##*.}" 2>/dev/null || true
+    berth_net_cleanup "$prefix"
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -26,3 +26,8 @@ if ! out=$(BENCH_RUNS=2 BENCH_CONCURRENT=5 bash bench/daemon-run.sh 2>&1); then
     echo "bench/daemon-run.sh failed" >&2
     exit 1
 fi
+if ! out=$(BENCH_RUNS=2 BENCH_SECONDS=1 bash bench/network.sh 2>&1); then
+    echo "$out"
+    echo "bench/network.sh failed" >&2
+    exit 1
+fi
