@@ -1097,3 +1097,71 @@ fn berth_and_a_networked_dockerd_live_side_by_side() {
     drop(docker);
     drop(outside);
 }
+
+#[test]
+fn the_embedded_dns_forwards_other_names_to_the_containers_servers() {
+    let Some(d) = setup() else { return };
+    // A DNS server of the test's own, on the default bridge's address (which containers
+    // reach and nothing else serves DNS on), knowing one name.
+    let gw: Ipv4Addr = d
+        .ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+            "bridge",
+        ])
+        .trim()
+        .parse()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let zone = berth_network::dns::SharedZone::default();
+    zone.write()
+        .unwrap()
+        .add(Ipv4Addr::new(10, 9, 9, 9), &["outside.test".into()], vec![]);
+    let tasks = rt
+        .block_on(berth_network::dns::serve((gw, 53).into(), zone, vec![]))
+        .unwrap();
+    d.ok(&["network", "create", "fwd"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "named",
+        "--network",
+        "fwd",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwd",
+        "--dns",
+        &gw.to_string(),
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; nslookup outside.test; nslookup named",
+    ]);
+    // resolv.conf names the network's server, which answers its own names and forwards
+    // the rest to the container's --dns server.
+    assert!(!out.contains(&format!("nameserver {gw}")), "{out}");
+    assert!(out.contains("Address: 10.9.9.9"), "{out}");
+    let named_ip = d
+        .ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.fwd.IPAddress}}",
+            "named",
+        ])
+        .trim()
+        .to_string();
+    assert!(out.contains(&format!("Address: {named_ip}")), "{out}");
+    for t in tasks {
+        t.abort();
+    }
+    d.ok(&["rm", "-f", "named"]);
+}
