@@ -217,6 +217,11 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let config_file = opts.config_file.clone();
     rt.block_on(async move {
+        // From here on SIGTERM and SIGINT stop berthd cleanly, also while it restores.
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("SIGTERM handler")?;
+        let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("SIGINT handler")?;
         let net = berth_network::Manager::open(net_config)
             .await
             .context("set up networking")?;
@@ -227,7 +232,13 @@ fn main() -> anyhow::Result<()> {
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("SIGHUP handler")?;
         tokio::spawn(reload_on_hup(hup, config_file, explicit, file, reload));
-        serve(socket, listener, Arc::new(api::Daemon { images, engine })).await
+        serve(
+            socket,
+            listener,
+            (term, int),
+            Arc::new(api::Daemon { images, engine }),
+        )
+        .await
     })
 }
 
@@ -342,17 +353,16 @@ fn claim(socket: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
 async fn serve(
     socket: PathBuf,
     listener: std::os::unix::net::UnixListener,
+    (mut term, mut int): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
     daemon: Arc<api::Daemon>,
 ) -> anyhow::Result<()> {
     // Clients that connected while the state was restored have waited in the backlog.
     let listener = tokio::net::UnixListener::from_std(listener)?;
     tracing::info!(socket = %socket.display(), api = api::API_VERSION, "berthd serving");
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
         tokio::select! {
             _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
+            _ = int.recv() => {},
         }
         tracing::info!("shutting down");
     };

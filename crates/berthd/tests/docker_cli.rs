@@ -152,14 +152,10 @@ fn config_file_settings_and_sighup_reload() {
         }
     }
     let mut child = Kill(child, prefix.clone());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "berthd did not listen on the configured socket"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    assert!(
+        common::wait_ready(&sock, std::time::Duration::from_secs(20)),
+        "berthd did not answer on the configured socket"
+    );
     assert!(dir.path().join("root").is_dir(), "data-root from the file");
     let bridges = Command::new("ip")
         .args(["-o", "link", "show", "type", "bridge"])

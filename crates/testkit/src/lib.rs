@@ -89,11 +89,11 @@ impl Daemon {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
-            assert!(Instant::now() < deadline, "berthd did not listen");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        assert!(
+            wait_ready(&self.socket(), Duration::from_secs(20)),
+            "berthd did not answer: {}",
+            self.log_tail()
+        );
     }
 
     /// SIGKILL, as a crash would.
@@ -322,6 +322,28 @@ impl Drop for Daemon {
             let _ = std::fs::remove_dir(parent);
         }
     }
+}
+
+/// Waits until a daemon answers `_ping` on `socket` (it listens before it has restored its
+/// state; requests wait until it has). False after `timeout`.
+pub fn wait_ready(socket: &Path, timeout: Duration) -> bool {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) {
+            let _ = s.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now())));
+            let mut out = String::new();
+            if s.write_all(b"GET /_ping HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n")
+                .is_ok()
+                && s.read_to_string(&mut out).is_ok()
+                && out.starts_with("HTTP/1.1 200")
+            {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
 }
 
 /// Removes what a daemon with this `--network-prefix` made on the host: its bridges (and any
