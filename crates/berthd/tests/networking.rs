@@ -1165,3 +1165,94 @@ fn the_embedded_dns_forwards_other_names_to_the_containers_servers() {
     }
     d.ok(&["rm", "-f", "named"]);
 }
+
+#[test]
+fn a_published_udp_port_reaches_the_container_and_answers() {
+    let Some(d) = setup() else { return };
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            "127.0.0.1::9999/udp",
+            "busybox",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let port: u16 = d
+        .ok(&["port", &id, "9999/udp"])
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let key = d
+        .ok(&["inspect", "-f", "{{.NetworkSettings.SandboxKey}}", &id])
+        .trim()
+        .to_string();
+    // busybox has no UDP server: a thread of the test enters the container's network
+    // namespace and echoes one datagram back from its port 9999.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let echo = std::thread::spawn(move || {
+        let ns = std::fs::File::open(&key).unwrap();
+        // SAFETY: setns on this thread only, with a descriptor of a network namespace.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let sock = std::net::UdpSocket::bind("0.0.0.0:9999").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        ready_tx.send(()).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = sock.recv_from(&mut buf).unwrap();
+        let mut reply = b"echo:".to_vec();
+        reply.extend_from_slice(&buf[..n]);
+        sock.send_to(&reply, from).unwrap();
+    });
+    ready_rx.recv().unwrap();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    client.send_to(b"hello", ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"echo:hello");
+    echo.join().unwrap();
+    d.ok(&["rm", "-f", &id]);
+    std::net::UdpSocket::bind(("127.0.0.1", port)).expect("the UDP port is free again");
+}
+
+#[test]
+fn bip_and_mtu_shape_the_default_bridge() {
+    if !have_docker_cli() {
+        return;
+    }
+    let d = Daemon::start_with(&["--bip", "10.240.7.1/24", "--mtu", "1400"]);
+    d.load_busybox();
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; ip route; cat /sys/class/net/eth0/mtu",
+    ]);
+    assert!(out.contains("inet 10.240.7.2/24"), "{out}");
+    assert!(out.contains("default via 10.240.7.1"), "{out}");
+    assert!(out.ends_with("1400\n"), "{out}");
+    let bridge = sh(&format!("ip -o addr show dev {}", d.bridge()));
+    assert!(bridge.contains("10.240.7.1/24"), "{bridge}");
+    let e = Command::new(berth_testkit::bin("berthd"))
+        .args(["--bip", "10.240.7.1", "--root", "/nonexistent/x"])
+        .output()
+        .unwrap();
+    assert!(!e.status.success());
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("--bip"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+}
