@@ -442,6 +442,35 @@ pub fn print_inspect(values: &[Value], template: Option<&str>) -> anyhow::Result
     Ok(())
 }
 
+/// `berth volume inspect`, `berth network inspect`: each of `names` at `<kind>/<name>`,
+/// printed as [`print_inspect`] does; the ones not found are named on stderr and make the
+/// exit status 1, as with docker.
+pub async fn inspect_each(
+    api: &Api,
+    kind: &str,
+    names: &[String],
+    template: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut found = Vec::new();
+    let mut failed = false;
+    for n in names {
+        match api.get(&format!("/{kind}/{}", seg(n)), "").await {
+            Ok(v) => found.push(v),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if !found.is_empty() || template.is_none() {
+        print_inspect(&found, template)?;
+    }
+    if failed {
+        return Err(crate::client::exit(1));
+    }
+    Ok(())
+}
+
 /// `berth inspect`: containers, then images, then volumes, as `docker inspect` looks.
 pub async fn inspect(api: &Api, a: InspectArgs, only: Option<&str>) -> anyhow::Result<()> {
     let typ = only.map(String::from).or(a.typ.clone());

@@ -5,7 +5,7 @@ use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use crate::client::{each, query, seg, Api};
-use crate::containers::{confirm, print_inspect, PruneArgs};
+use crate::containers::{confirm, inspect_each, PruneArgs};
 use crate::format;
 use crate::opts::filters;
 
@@ -201,24 +201,7 @@ pub async fn run(api: &Api, cmd: NetworkCmd) -> anyhow::Result<()> {
             Ok(())
         }
         NetworkCmd::Inspect(a) => {
-            let mut found = Vec::new();
-            let mut failed = false;
-            for n in &a.networks {
-                match api.get(&format!("/networks/{}", seg(n)), "").await {
-                    Ok(v) => found.push(v),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-            if !found.is_empty() || a.format.is_none() {
-                print_inspect(&found, a.format.as_deref())?;
-            }
-            if failed {
-                return Err(crate::client::exit(1));
-            }
-            Ok(())
+            inspect_each(api, "networks", &a.networks, a.format.as_deref()).await
         }
         NetworkCmd::Ls(a) => {
             let q = if a.filter.is_empty() {

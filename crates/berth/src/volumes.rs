@@ -5,7 +5,7 @@ use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use crate::client::{each, query, seg, Api};
-use crate::containers::{confirm, print_inspect, PruneArgs};
+use crate::containers::{confirm, inspect_each, PruneArgs};
 use crate::format;
 use crate::opts::filters;
 
@@ -112,24 +112,7 @@ pub async fn run(api: &Api, cmd: VolumeCmd) -> anyhow::Result<()> {
             Ok(())
         }
         VolumeCmd::Inspect(a) => {
-            let mut found = Vec::new();
-            let mut failed = false;
-            for n in &a.volumes {
-                match api.get(&format!("/volumes/{}", seg(n)), "").await {
-                    Ok(v) => found.push(v),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-            if !found.is_empty() || a.format.is_none() {
-                print_inspect(&found, a.format.as_deref())?;
-            }
-            if failed {
-                return Err(crate::client::exit(1));
-            }
-            Ok(())
+            inspect_each(api, "volumes", &a.volumes, a.format.as_deref()).await
         }
         VolumeCmd::Ls(a) => {
             let q = if a.filter.is_empty() {

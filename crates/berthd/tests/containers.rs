@@ -7,16 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{have_docker_cli, Daemon};
-
-fn setup() -> Option<Daemon> {
-    if !have_docker_cli() {
-        return None;
-    }
-    let d = Daemon::start();
-    d.load_busybox();
-    Some(d)
-}
+use berth_testkit::Daemon;
 
 /// Nothing of container `id` remains: no record, no mount, no cgroup, no monitor socket.
 fn assert_gone(d: &Daemon, id: &str) {
@@ -42,7 +33,9 @@ fn assert_gone(d: &Daemon, id: &str) {
 
 #[test]
 fn run_rm_prints_output_and_exits_with_the_containers_code() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi\n");
     let out = d.docker(&[
         "run",
@@ -89,7 +82,9 @@ fn run_rm_prints_output_and_exits_with_the_containers_code() {
 
 #[test]
 fn the_create_request_shapes_the_container() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     let run = |args: &[&str]| {
         let mut a = vec!["run", "--rm"];
         a.extend_from_slice(args);
@@ -191,7 +186,9 @@ fn the_create_request_shapes_the_container() {
 
 #[test]
 fn bad_requests_get_dockers_errors_and_change_nothing() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     let e = d.fails(&["run", "--rm", "nosuch:image", "true"]);
     assert!(
         e.contains("No such image") || e.contains("Unable to find image"),
@@ -240,7 +237,9 @@ fn bad_requests_get_dockers_errors_and_change_nothing() {
 
 #[test]
 fn detached_containers_log_stop_restart_and_go() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     let id = d
         .ok(&[
             "run",
@@ -306,7 +305,9 @@ fn detached_containers_log_stop_restart_and_go() {
 
 #[test]
 fn containers_survive_a_killed_berthd() {
-    let Some(mut d) = setup() else { return };
+    let Some(mut d) = Daemon::with_busybox() else {
+        return;
+    };
     let id = d
         .ok(&[
             "run",
@@ -362,7 +363,9 @@ fn containers_survive_a_killed_berthd() {
 
 #[test]
 fn exec_runs_processes_in_a_running_container() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]);
     let out = d.docker(&["exec", "box", "sh", "-c", "echo out; echo err >&2; exit 5"]);
     assert_eq!(out.status.code(), Some(5));
@@ -420,7 +423,9 @@ fn exec_runs_processes_in_a_running_container() {
 
 #[test]
 fn volumes_keep_data_and_refuse_removal_while_used() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     assert_eq!(d.ok(&["volume", "create", "data"]), "data\n");
     assert_eq!(d.ok(&["volume", "ls", "-q"]), "data\n");
     d.ok(&[
@@ -493,7 +498,9 @@ fn volumes_keep_data_and_refuse_removal_while_used() {
 
 #[test]
 fn restart_policies_and_log_rotation() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     // on-failure:2 restarts a failing container twice, then leaves it exited.
     d.ok(&[
         "run",
@@ -597,7 +604,9 @@ fn restart_policies_and_log_rotation() {
 
 #[test]
 fn stats_and_prune() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     d.ok(&[
         "run",
         "-d",
@@ -638,7 +647,9 @@ fn stats_and_prune() {
 
 #[test]
 fn cp_copies_both_ways_and_stays_inside_the_container() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     d.ok(&[
         "run",
         "-d",
@@ -691,7 +702,9 @@ fn cp_copies_both_ways_and_stays_inside_the_container() {
 
 #[test]
 fn diff_commit_and_export() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     d.ok(&[
         "run",
         "--name",
@@ -750,7 +763,9 @@ fn diff_commit_and_export() {
 
 #[test]
 fn health_checks_report_status_and_events() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     let since = chrono_now_secs();
     d.ok(&[
         "run",
@@ -886,7 +901,9 @@ fn assert_consistent(d: &Daemon, round: usize) {
 
 #[test]
 fn berthd_killed_at_any_moment_leaves_a_consistent_state() {
-    let Some(mut d) = setup() else { return };
+    let Some(mut d) = Daemon::with_busybox() else {
+        return;
+    };
     let socket = d.socket();
     let config = d.dir.path().join("docker-config");
     let mut seed: u64 = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
@@ -946,7 +963,9 @@ fn berthd_killed_at_any_moment_leaves_a_consistent_state() {
 
 #[test]
 fn update_changes_limits_of_a_running_container() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     d.ok(&[
         "run", "-d", "--name", "up", "--memory", "32m", "busybox", "sleep", "600",
     ]);
@@ -1002,7 +1021,9 @@ fn update_changes_limits_of_a_running_container() {
 
 #[test]
 fn forced_rmi_and_prune_keep_what_containers_use() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     d.ok(&["run", "-d", "--name", "user", "busybox", "sleep", "600"]);
     let image = d
         .ok(&["inspect", "-f", "{{.Image}}", "user"])
@@ -1031,7 +1052,9 @@ fn forced_rmi_and_prune_keep_what_containers_use() {
 
 #[test]
 fn devices_are_passed_in_with_their_numbers() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     // /dev/null always exists; under another name it is only there when asked for.
     let out = d.ok(&[
         "run",
@@ -1063,7 +1086,9 @@ fn devices_are_passed_in_with_their_numbers() {
 
 #[test]
 fn pause_unpause_and_rename() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     d.ok(&[
         "run",
         "-d",
@@ -1128,7 +1153,9 @@ fn pause_unpause_and_rename() {
 
 #[test]
 fn oom_kill_is_reported_and_a_refused_load_leaves_images_runnable() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     // A memory hog under a small limit: killed by the kernel, reported as Docker does.
     let out = d.docker(&[
         "run",
@@ -1173,7 +1200,9 @@ fn oom_kill_is_reported_and_a_refused_load_leaves_images_runnable() {
 
 #[test]
 fn a_new_volume_gets_the_images_content() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     // Mounted over the image's /etc: the empty volume is filled from it first.
     assert!(d
         .ok(&[
@@ -1206,7 +1235,9 @@ fn a_new_volume_gets_the_images_content() {
 
 #[test]
 fn exited_containers_leave_nothing_even_with_processes_outside_a_pid_namespace() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     // Without a pid namespace of its own, the init's exit kills nothing: the monitor's
     // cleanup finds the cgroup busy and has the runtime kill what is left.
     let id = d.ok(&[

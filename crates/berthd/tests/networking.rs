@@ -14,15 +14,6 @@ use std::time::{Duration, Instant};
 
 use berth_testkit::{have_docker_cli, Daemon};
 
-fn setup() -> Option<Daemon> {
-    if !have_docker_cli() {
-        return None;
-    }
-    let d = Daemon::start();
-    d.load_busybox();
-    Some(d)
-}
-
 fn sh(cmd: &str) -> String {
     let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -164,7 +155,9 @@ fn assert_settled(d: &Daemon, before: &(Vec<String>, String)) {
 
 #[test]
 fn containers_on_a_user_network_find_each_other_by_name_and_alias() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     d.ok(&["network", "create", "appnet"]);
     d.ok(&[
         "run",
@@ -270,7 +263,9 @@ fn containers_on_a_user_network_find_each_other_by_name_and_alias() {
 
 #[test]
 fn published_ports_reach_the_container_from_the_host_and_are_freed_on_exit() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     let start = "mkdir /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www";
     let id = d
         .ok(&[
@@ -404,7 +399,9 @@ fn published_ports_reach_the_container_from_the_host_and_are_freed_on_exit() {
 
 #[test]
 fn containers_reach_outside_through_nat_and_internal_networks_cannot() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     let outside = Outside::start(&tag());
     // The outside has no route to any container: it sees the host's address.
     let seen = d.ok(&[
@@ -483,7 +480,9 @@ fn containers_reach_outside_through_nat_and_internal_networks_cannot() {
 
 #[test]
 fn network_modes_and_etc_files_are_dockers() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     d.ok(&[
         "run",
         "-d",
@@ -602,7 +601,9 @@ fn network_modes_and_etc_files_are_dockers() {
 
 #[test]
 fn bad_network_requests_get_dockers_errors_and_change_nothing() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     d.ok(&[
         "network",
         "create",
@@ -869,7 +870,9 @@ fn berth_network_commands_connect_disconnect_and_port() {
 
 #[test]
 fn networking_survives_a_killed_berthd() {
-    let Some(mut d) = setup() else { return };
+    let Some(mut d) = Daemon::with_busybox() else {
+        return;
+    };
     d.ok(&["network", "create", "keep"]);
     d.ok(&[
         "run",
@@ -940,7 +943,9 @@ fn networking_survives_a_killed_berthd() {
 
 #[test]
 fn two_hundred_create_remove_cycles_leave_nothing_on_the_host() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     d.ok(&["network", "create", "cycle"]);
     let before = host_state(&d);
     let mine = d.dir.path().to_string_lossy().into_owned();
@@ -1006,7 +1011,9 @@ fn two_hundred_create_remove_cycles_leave_nothing_on_the_host() {
 
 #[test]
 fn berth_and_a_networked_dockerd_live_side_by_side() {
-    let Some(mut d) = setup() else { return };
+    let Some(mut d) = Daemon::with_busybox() else {
+        return;
+    };
     let t = tag();
     let outside = Outside::start(&format!("d{t}"));
     let Some(docker) =
@@ -1017,10 +1024,10 @@ fn berth_and_a_networked_dockerd_live_side_by_side() {
     let tar = berth_testkit::busybox_archive(docker.dir.path());
     docker.ok(&["load", "-i", tar.to_str().unwrap()]);
     assert_eq!(berth_testkit::forward_policy(), "DROP");
-    let start = "mkdir /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www";
-    let check_berth = |d: &Daemon| {
-        // Out through NAT, and in through a published port, past Docker's DROP policy.
-        let seen = d.ok(&[
+    // Out through NAT, and in through a published port, past Docker's DROP policy; for
+    // berth's containers and Docker's alike (`docker` runs the docker CLI against one).
+    let both_ways = |who: &str, docker: &dyn Fn(&[&str]) -> String| {
+        let seen = docker(&[
             "run",
             "--rm",
             "busybox",
@@ -1028,46 +1035,8 @@ fn berth_and_a_networked_dockerd_live_side_by_side() {
             "-qO-",
             "http://198.51.100.2:8080/cgi-bin/ip",
         ]);
-        assert_eq!(seen.trim(), "198.51.100.1");
-        let id = d
-            .ok(&[
-                "run",
-                "-d",
-                "-p",
-                "127.0.0.1::80",
-                "busybox",
-                "sh",
-                "-c",
-                start,
-            ])
-            .trim()
-            .to_string();
-        let port = d.ok(&["port", &id, "80"]);
-        let port = port.trim();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match http_get(port, "/") {
-                Ok(b) if b.trim() == &id[..12] => break,
-                r => assert!(Instant::now() < deadline, "berth's {port}: {r:?}"),
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        d.ok(&["rm", "-f", &id]);
-    };
-    check_berth(&d);
-    // Docker's own networking still works beside berth's: out through its NAT, in through
-    // its published port.
-    let seen = docker.ok(&[
-        "run",
-        "--rm",
-        "busybox",
-        "wget",
-        "-qO-",
-        "http://198.51.100.2:8080/cgi-bin/ip",
-    ]);
-    assert_eq!(seen.trim(), "198.51.100.1");
-    let id = docker
-        .ok(&[
+        assert_eq!(seen.trim(), "198.51.100.1", "{who}");
+        let id = docker(&[
             "run",
             "-d",
             "-p",
@@ -1075,32 +1044,38 @@ fn berth_and_a_networked_dockerd_live_side_by_side() {
             "busybox",
             "sh",
             "-c",
-            start,
+            "mkdir /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www",
         ])
         .trim()
         .to_string();
-    let port = docker.ok(&["port", &id, "80"]);
-    let port = port.lines().next().unwrap().trim().to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match http_get(&port, "/") {
-            Ok(b) if b.trim() == &id[..12] => break,
-            r => assert!(Instant::now() < deadline, "docker's {port}: {r:?}"),
+        let port = docker(&["port", &id, "80"]);
+        let port = port.lines().next().unwrap().trim();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match http_get(port, "/") {
+                Ok(b) if b.trim() == &id[..12] => break,
+                r => assert!(Instant::now() < deadline, "{who}'s {port}: {r:?}"),
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    docker.ok(&["rm", "-f", &id]);
+        docker(&["rm", "-f", &id]);
+    };
+    both_ways("berthd", &|a| d.ok(a));
+    // Docker's own networking still works beside berth's.
+    both_ways("dockerd", &|a| docker.ok(a));
     // A berthd started after dockerd (its rules first in FORWARD again) works as well.
     d.kill9();
     d.spawn();
-    check_berth(&d);
+    both_ways("berthd, restarted", &|a| d.ok(a));
     drop(docker);
     drop(outside);
 }
 
 #[test]
 fn the_embedded_dns_forwards_other_names_to_the_containers_servers() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     // A DNS server of the test's own, on the default bridge's address (which containers
     // reach and nothing else serves DNS on), knowing one name.
     let gw: Ipv4Addr = d
@@ -1168,7 +1143,9 @@ fn the_embedded_dns_forwards_other_names_to_the_containers_servers() {
 
 #[test]
 fn a_published_udp_port_reaches_the_container_and_answers() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     let id = d
         .ok(&[
             "run",

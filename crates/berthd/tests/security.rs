@@ -4,20 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use berth_testkit::{have_docker_cli, Daemon};
-
-fn setup() -> Option<Daemon> {
-    if !have_docker_cli() {
-        return None;
-    }
-    let d = Daemon::start();
-    d.load_busybox();
-    Some(d)
-}
+use berth_testkit::Daemon;
 
 #[test]
 fn default_seccomp_profile_confines_like_dockers() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     // A user namespace needs no capability, so only the filter stops it (unshare without
     // CAP_SYS_ADMIN); forks, threads and ordinary syscalls go on working.
     let probe = "unshare -U true && echo unshared || echo refused; linux32 true && echo persona-ok";
@@ -68,7 +61,9 @@ fn default_seccomp_profile_confines_like_dockers() {
 
 #[test]
 fn custom_seccomp_profiles_apply_and_bad_ones_are_refused() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     let profile = d.dir.path().join("no-mkdir.json");
     std::fs::write(
         &profile,
@@ -122,7 +117,9 @@ fn custom_seccomp_profiles_apply_and_bad_ones_are_refused() {
 
 #[test]
 fn init_runs_as_pid_1_and_forwards_signals() {
-    let Some(d) = setup() else { return };
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
     // The init is pid 1 and the command its child.
     let ps = d.ok(&[
         "run",

@@ -46,6 +46,17 @@ impl Daemon {
         Self::start_with(&[])
     }
 
+    /// A daemon with the busybox image loaded through the docker CLI; `None` (the test
+    /// skips) where there is no docker CLI.
+    pub fn with_busybox() -> Option<Self> {
+        if !have_docker_cli() {
+            return None;
+        }
+        let d = Self::start();
+        d.load_busybox();
+        Some(d)
+    }
+
     /// A berthd started with extra `flags`.
     pub fn start_with(flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
