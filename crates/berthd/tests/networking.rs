@@ -425,6 +425,41 @@ fn containers_reach_outside_through_nat_and_internal_networks_cannot() {
         "http://198.51.100.2:8080/cgi-bin/ip",
     ]);
     assert_eq!(seen.trim(), "198.51.100.1");
+    // The other way: from that other host, a published port (arriving on an interface of
+    // the host, so through prerouting's DNAT) reaches the container.
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            ":80",
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www",
+        ])
+        .trim()
+        .to_string();
+    let port = d.ok(&["port", &id, "80"]);
+    let port = port.trim().rsplit(':').next().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &outside.ns, "busybox", "wget", "-qO-"])
+            .arg(format!("http://198.51.100.1:{port}/"))
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&o.stdout).trim() == &id[..12] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "from outside: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.ok(&["rm", "-f", &id]);
     // A server on the host, on its primary address, is reached too.
     let primary = primary_ip();
     let server = TcpListener::bind((primary, 0)).unwrap();
