@@ -260,6 +260,11 @@ pub fn extra_host(e: &str, gateway: Option<Ipv4Addr>) -> Result<String> {
                 "invalid argument {e:?} for \"--add-host\" flag: want host:ip"
             ))
         })?;
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad(format!(
+            "invalid argument {e:?} for \"--add-host\" flag: the host name has spaces or control characters"
+        )));
+    }
     let ip = ip.trim_start_matches('[').trim_end_matches(']');
     let ip = if ip == "host-gateway" {
         match gateway {
@@ -470,6 +475,7 @@ mod tests {
         assert!(extra_host("db:notanip", gw).is_err());
         assert!(extra_host("db", gw).is_err());
         assert!(extra_host(":1.2.3.4", gw).is_err());
+        assert!(extra_host("a\nb:1.2.3.4", gw).is_err());
     }
 
     #[test]
@@ -502,6 +508,25 @@ mod tests {
             resolv_conf(host, &custom, Some(Ipv4Addr::new(172, 18, 0, 1)), false),
             "nameserver 172.18.0.1\noptions ndots:2\n"
         );
+    }
+
+    proptest::proptest! {
+        // What API clients send for --add-host, --dns and the ports: never a panic, and an
+        // accepted extra host is one line naming what was asked.
+        #[test]
+        fn request_strings_parse_totally(e in "(?s).{0,40}", host in "(?s).{0,60}") {
+            if let Ok(line) = extra_host(&e, Some(Ipv4Addr::new(172, 17, 0, 1))) {
+                proptest::prop_assert!(!line.contains('\n'));
+                let name = e.split([':', '=']).next().unwrap_or("");
+                let want = format!("\t{name}");
+                proptest::prop_assert!(line.ends_with(&want));
+            }
+            let h = HostConfig {
+                dns_search: Some(vec![e.clone()]),
+                ..Default::default()
+            };
+            let _ = resolv_conf(&host, &h, None, false);
+        }
     }
 
     #[test]
