@@ -373,11 +373,12 @@ fn published_ports_reach_the_container_from_the_host_and_are_freed_on_exit() {
     let p = d.ok(&["port", &ranged, "80"]);
     let got: u16 = p.trim().rsplit(':').next().unwrap().parse().unwrap();
     assert!((base..=base + 3).contains(&got), "{p}");
-    // -P publishes the exposed ports.
+    // -P publishes the ports the image EXPOSEs.
+    let base = d.ok(&["create", "busybox", "true"]).trim().to_string();
+    d.ok(&["commit", "--change", "EXPOSE 80", &base, "exposing:v1"]);
+    d.ok(&["rm", &base]);
     let all = d
-        .ok(&[
-            "run", "-d", "--expose", "80", "-P", "busybox", "sh", "-c", start,
-        ])
+        .ok(&["run", "-d", "-P", "exposing:v1", "sh", "-c", start])
         .trim()
         .to_string();
     let p = d.ok(&["port", &all, "80/tcp"]);
