@@ -902,6 +902,30 @@ fn berth_network_commands_connect_disconnect_and_port() {
     );
     d.berth_ok(&["rm", "-f", "web"]);
     assert_eq!(d.berth_ok(&["network", "rm", "bnet"]), "bnet\n");
+    // --opt: the bridge's name and the MTU, as Docker's bridge driver reads them.
+    let br = format!("{}x", d.net_prefix());
+    d.berth_ok(&[
+        "network",
+        "create",
+        "-o",
+        &format!("com.docker.network.bridge.name={br}"),
+        "-o",
+        "com.docker.network.driver.mtu=1280",
+        "optnet",
+    ]);
+    assert!(sh("ip -o link show type bridge").contains(&format!(": {br}:")));
+    let mtu = d.berth_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "optnet",
+        "busybox",
+        "cat",
+        "/sys/class/net/eth0/mtu",
+    ]);
+    assert_eq!(mtu, "1280\n");
+    d.berth_ok(&["network", "rm", "optnet"]);
+    assert!(!sh("ip -o link show").contains(&format!(": {br}:")));
 }
 
 #[test]
