@@ -906,28 +906,41 @@ pub async fn prune(api: &Api, a: PruneArgs) -> anyhow::Result<()> {
     if !a.force && !confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(());
     }
-    let q = if a.filter.is_empty() {
+    prune_and_report(api, "containers", filters(&a.filter)?).await
+}
+
+/// `POST /<kind>/prune` with these filters, reported as docker does: `Deleted <Kind>:` and
+/// what went, then the space reclaimed where the answer has it (not for networks).
+pub async fn prune_and_report(
+    api: &Api,
+    kind: &str,
+    f: std::collections::HashMap<String, Vec<String>>,
+) -> anyhow::Result<()> {
+    let q = if f.is_empty() {
         String::new()
     } else {
-        query(&[("filters", serde_json::to_string(&filters(&a.filter)?)?)])
+        query(&[("filters", serde_json::to_string(&f)?)])
     };
-    let v = api.post("/containers/prune", &q, None).await?;
-    let deleted: Vec<&str> = v["ContainersDeleted"]
+    let v = api.post(&format!("/{kind}/prune"), &q, None).await?;
+    let title = format!("{}{}", kind[..1].to_uppercase(), &kind[1..]);
+    let deleted: Vec<&str> = v[format!("{title}Deleted")]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|d| d.as_str())
         .collect();
+    let space = v.get("SpaceReclaimed").and_then(|s| s.as_u64());
     if !deleted.is_empty() {
-        println!("Deleted Containers:");
+        println!("Deleted {title}:");
         for d in deleted {
             println!("{d}");
         }
-        println!();
+        if space.is_some() {
+            println!();
+        }
     }
-    println!(
-        "Total reclaimed space: {}",
-        format::human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0))
-    );
+    if let Some(space) = space {
+        println!("Total reclaimed space: {}", format::human_size(space));
+    }
     Ok(())
 }

@@ -5,7 +5,7 @@ use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use crate::client::{each, query, seg, Api};
-use crate::containers::{confirm, inspect_each, PruneArgs};
+use crate::containers::{confirm, inspect_each, prune_and_report, PruneArgs};
 use crate::format;
 use crate::opts::filters;
 
@@ -279,26 +279,7 @@ pub async fn run(api: &Api, cmd: NetworkCmd) -> anyhow::Result<()> {
             {
                 return Ok(());
             }
-            let f = filters(&a.filter)?;
-            let q = if f.is_empty() {
-                String::new()
-            } else {
-                query(&[("filters", serde_json::to_string(&f)?)])
-            };
-            let v = api.post("/networks/prune", &q, None).await?;
-            let deleted: Vec<&str> = v["NetworksDeleted"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|d| d.as_str())
-                .collect();
-            if !deleted.is_empty() {
-                println!("Deleted Networks:");
-                for d in deleted {
-                    println!("{d}");
-                }
-            }
-            Ok(())
+            prune_and_report(api, "networks", filters(&a.filter)?).await
         }
     }
 }

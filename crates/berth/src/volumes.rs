@@ -5,7 +5,7 @@ use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use crate::client::{each, query, seg, Api};
-use crate::containers::{confirm, inspect_each, PruneArgs};
+use crate::containers::{confirm, inspect_each, prune_and_report, PruneArgs};
 use crate::format;
 use crate::opts::filters;
 
@@ -198,30 +198,7 @@ pub async fn run(api: &Api, cmd: VolumeCmd) -> anyhow::Result<()> {
             if a.all {
                 f.insert("all".into(), vec!["true".into()]);
             }
-            let q = if f.is_empty() {
-                String::new()
-            } else {
-                query(&[("filters", serde_json::to_string(&f)?)])
-            };
-            let v = api.post("/volumes/prune", &q, None).await?;
-            let deleted: Vec<&str> = v["VolumesDeleted"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|d| d.as_str())
-                .collect();
-            if !deleted.is_empty() {
-                println!("Deleted Volumes:");
-                for d in deleted {
-                    println!("{d}");
-                }
-                println!();
-            }
-            println!(
-                "Total reclaimed space: {}",
-                format::human_size(v["SpaceReclaimed"].as_u64().unwrap_or(0))
-            );
-            Ok(())
+            prune_and_report(api, "volumes", f).await
         }
     }
 }

@@ -358,10 +358,9 @@ fn image_matches(
         })
     });
     let ok_label = f.get("label").is_none_or(|labels| {
-        labels.iter().all(|l| match l.split_once('=') {
-            Some((k, v)) => i.labels.get(k).is_some_and(|x| x == v),
-            None => i.labels.contains_key(l),
-        })
+        labels
+            .iter()
+            .all(|l| crate::containers::label_matches(|k| i.labels.get(k).map(String::as_str), l))
     });
     let ok_time =
         (after == i64::MIN || i.created > after) && (before == i64::MAX || i.created < before);

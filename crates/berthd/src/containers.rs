@@ -110,6 +110,15 @@ pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     })
 }
 
+/// Docker's `label` filter on one value: `k` (the label is there) or `k=v` (with that value).
+/// `lookup` reads a label of the thing filtered.
+pub fn label_matches<'a>(lookup: impl Fn(&str) -> Option<&'a str>, filter: &str) -> bool {
+    match filter.split_once('=') {
+        Some((k, v)) => lookup(k) == Some(v),
+        None => lookup(filter).is_some(),
+    }
+}
+
 /// Docker's `filters` parameter: `{"name":["a"]}` or the old `{"name":{"a":true}}`; empty
 /// means none.
 pub fn parse_filters(s: &str) -> ApiResult<HashMap<String, Vec<String>>> {
@@ -147,11 +156,7 @@ fn matches_filters(r: &Record, f: &HashMap<String, Vec<String>>) -> bool {
                 "status" => r.state.status.as_str() == v,
                 "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == *v,
                 "label" => {
-                    let labels = r.config.labels.clone().unwrap_or_default();
-                    match v.split_once('=') {
-                        Some((lk, lv)) => labels.get(lk).is_some_and(|x| x == lv),
-                        None => labels.contains_key(v),
-                    }
+                    label_matches(|k| r.config.labels.as_ref()?.get(k).map(String::as_str), v)
                 }
                 "ancestor" => r.image_name == *v || r.image.starts_with(v.as_str()),
                 _ => true,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::{ApiError, ApiResult, Daemon};
-use crate::containers::{json_body, parse_filters};
+use crate::containers::{json_body, label_matches, parse_filters};
 
 impl From<NetError> for ApiError {
     fn from(e: NetError) -> Self {
@@ -164,6 +164,10 @@ pub struct ListQuery {
     filters: Option<String>,
 }
 
+fn label_of(n: &Network, filter: &str) -> bool {
+    label_matches(|k| n.labels.get(k).map(String::as_str), filter)
+}
+
 fn matches(n: &Network, f: &HashMap<String, Vec<String>>) -> ApiResult<bool> {
     for (k, vals) in f {
         if vals.is_empty() {
@@ -174,10 +178,7 @@ fn matches(n: &Network, f: &HashMap<String, Vec<String>>) -> ApiResult<bool> {
             "id" => vals.iter().any(|v| n.id.starts_with(v.as_str())),
             "driver" => vals.contains(&n.driver),
             "scope" => vals.iter().any(|v| v == "local"),
-            "label" => vals.iter().any(|v| match v.split_once('=') {
-                Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
-                None => n.labels.contains_key(v),
-            }),
+            "label" => vals.iter().any(|v| label_of(n, v)),
             "type" => vals.iter().any(|v| match v.as_str() {
                 "custom" => n.user_defined(),
                 "builtin" => n.predefined(),
@@ -278,12 +279,9 @@ pub async fn prune(
         if !n.user_defined() || !n.endpoints.is_empty() {
             continue;
         }
-        let labels_ok = f.get("label").is_none_or(|vals| {
-            vals.iter().all(|v| match v.split_once('=') {
-                Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
-                None => n.labels.contains_key(v),
-            })
-        });
+        let labels_ok = f
+            .get("label")
+            .is_none_or(|vals| vals.iter().all(|v| label_of(&n, v)));
         if !labels_ok {
             continue;
         }

@@ -41,10 +41,9 @@ fn wanted(e: &Event, f: &HashMap<String, Vec<String>>) -> bool {
                 }
                 "volume" => e.typ == "volume" && e.id == *v,
                 "image" => e.attributes.get("image").is_some_and(|i| i == v),
-                "label" => match v.split_once('=') {
-                    Some((lk, lv)) => e.attributes.get(lk).is_some_and(|x| x == lv),
-                    None => e.attributes.contains_key(v),
-                },
+                "label" => {
+                    crate::containers::label_matches(|k| e.attributes.get(k).map(String::as_str), v)
+                }
                 _ => true,
             })
     })

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{ApiResult, Daemon};
-use crate::containers::{json_body, parse_filters};
+use crate::containers::{json_body, label_matches, parse_filters};
 
 fn shape(v: VolumeRecord) -> Volume {
     Volume {
@@ -72,10 +72,7 @@ pub async fn list(
                             let unused = d.engine.volume_users(&v.name).is_empty();
                             unused == matches!(x.as_str(), "true" | "1")
                         }
-                        "label" => match x.split_once('=') {
-                            Some((lk, lv)) => v.labels.get(lk).is_some_and(|y| y == lv),
-                            None => v.labels.contains_key(x),
-                        },
+                        "label" => label_matches(|k| v.labels.get(k).map(String::as_str), x),
                         _ => true,
                     })
             })

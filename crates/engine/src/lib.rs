@@ -778,12 +778,7 @@ impl Engine {
             net::Mode::Host => Ok((up(NetNsBuf::Host, None), Default::default())),
             net::Mode::None => {
                 // A namespace of its own whose loopback is up, as Docker's none network.
-                let member = berth_network::Member {
-                    id: rec.id.clone(),
-                    name: rec.name.trim_start_matches('/').to_string(),
-                    dns: Vec::new(),
-                };
-                let (path, _) = self.net.sandbox(&member, &[], &[]).await?;
+                let (path, _) = self.net.sandbox(&net::member(rec), &[], &[]).await?;
                 Ok((
                     up(NetNsBuf::Join(path.clone()), None),
                     record::NetState {
@@ -808,16 +803,7 @@ impl Engine {
                 Ok((up(ns, Some(self.ctr_dir(&t.id))), Default::default()))
             }
             net::Mode::Networks(_) => {
-                let member = berth_network::Member {
-                    id: rec.id.clone(),
-                    name: rec.name.trim_start_matches('/').to_string(),
-                    dns: h
-                        .dns
-                        .iter()
-                        .flatten()
-                        .filter_map(|d| d.parse().ok())
-                        .collect(),
-                };
+                let member = net::member(rec);
                 let mut joins = Vec::new();
                 for j in &rec.networks {
                     // By ID; by name if it was made anew since.
@@ -1722,17 +1708,7 @@ impl Engine {
         let join = net::join_of(&n, settings)?;
         let attached = match &rec.net.sandbox {
             Some(sandbox) if rec.state.status.is_running() => {
-                let member = berth_network::Member {
-                    id: rec.id.clone(),
-                    name: rec.name.trim_start_matches('/').to_string(),
-                    dns: rec
-                        .host_config
-                        .dns
-                        .iter()
-                        .flatten()
-                        .filter_map(|d| d.parse().ok())
-                        .collect(),
-                };
+                let member = net::member(&rec);
                 let j = berth_network::Join {
                     network: n.id.clone(),
                     ip: join.ip,
@@ -1762,9 +1738,7 @@ impl Engine {
         let (net_id, net_name) = match &n {
             Ok(n) => (n.id.clone(), n.name.clone()),
             Err(_) if force => (String::new(), network.to_string()),
-            Err(e) => {
-                return Err(berth_network::NetError::NotFound(format!("{network}: {e}")).into())
-            }
+            Err(_) => return Err(n.unwrap_err().into()),
         };
         let forbidden = |m: String| EngineError::Network(berth_network::NetError::Forbidden(m));
         if matches!(net_name.as_str(), "host" | "none")

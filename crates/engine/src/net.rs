@@ -166,6 +166,22 @@ pub async fn plan(
     Ok(plan)
 }
 
+/// Who joins a network, as the network manager knows a container: its ID, its name, and
+/// its `--dns` servers (where the embedded DNS forwards its questions).
+pub fn member(rec: &crate::Record) -> berth_network::Member {
+    berth_network::Member {
+        id: rec.id.clone(),
+        name: rec.name.trim_start_matches('/').to_string(),
+        dns: rec
+            .host_config
+            .dns
+            .iter()
+            .flatten()
+            .filter_map(|d| d.parse().ok())
+            .collect(),
+    }
+}
+
 /// How a container joins `net` with these endpoint settings, checked as dockerd does.
 pub fn join_of(net: &Network, s: Option<&EndpointSettings>) -> Result<NetworkJoin> {
     let ip = match s
