@@ -9,6 +9,7 @@ berth_net_cleanup() {
         ip link del "$l" 2>/dev/null || true
     done
     nft delete table ip "$p" 2>/dev/null || true
+    rm -f "/run/berth-network-$p.lock"
     iptables -w -S FORWARD 2>/dev/null | grep -- "--comment $p " | sed 's/^-A /-D /' |
         while read -r rule; do
             # shellcheck disable=SC2086

@@ -48,19 +48,41 @@ fn primary_ip() -> Ipv4Addr {
         .expect("an address on the default route's interface")
 }
 
-/// A web server in a namespace outside the host, on 198.51.100.2:8080, whose CGI answers
-/// with the address the request came from. Removed when dropped.
+/// A web server in a namespace outside the host, on a /30 of 198.51.100.0/24 (`far`, port
+/// 8080; the host's end is `near`), whose CGI answers with the address the request came from.
+/// Tests running at once each take a /30 of their own (held by a lock file). Removed when
+/// dropped.
 struct Outside {
     ns: String,
     veth: String,
+    near: String,
+    far: String,
     server: Option<std::process::Child>,
     _www: tempfile::TempDir,
+    _slot: std::fs::File,
 }
 
 impl Outside {
-    fn start(tag: &str) -> Outside {
-        let ns = format!("btout{tag}");
-        let veth = format!("btvo{tag}");
+    fn start() -> Outside {
+        // Two interfaces with the same subnet would steal each other's traffic. The lock
+        // file is removed on drop, so a lock only counts if the path is still that file.
+        // The slot names the namespace and veth too: whatever of them is there while this
+        // process holds the slot was left by a killed test, and is removed first.
+        let (slot, n) = (0..64u8)
+            .find_map(|n| {
+                use std::os::unix::fs::MetadataExt;
+                let path = format!("/run/berth-test-outside-{n}.lock");
+                let f = std::fs::File::create(&path).ok()?;
+                f.try_lock().ok()?;
+                let same = std::fs::metadata(&path).ok()?.ino() == f.metadata().ok()?.ino();
+                same.then_some((f, n))
+            })
+            .expect("a free 198.51.100.0/30 slot");
+        let (ns, veth, tag) = (format!("btout{n}"), format!("btvo{n}"), n.to_string());
+        let _ = Command::new("ip").args(["link", "del", &veth]).status();
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        let near = format!("198.51.100.{}", n * 4 + 1);
+        let far = format!("198.51.100.{}", n * 4 + 2);
         let www = tempfile::tempdir().unwrap();
         let cgi = www.path().join("cgi-bin");
         std::fs::create_dir(&cgi).unwrap();
@@ -75,16 +97,19 @@ impl Outside {
         let mut o = Outside {
             ns: ns.clone(),
             veth: veth.clone(),
+            near: near.clone(),
+            far: far.clone(),
             server: None,
             _www: www,
+            _slot: slot,
         };
         for c in [
             format!("ip netns add {ns}"),
             format!("ip link add {veth} type veth peer name btvi{tag}"),
             format!("ip link set btvi{tag} netns {ns}"),
-            format!("ip addr add 198.51.100.1/30 dev {veth}"),
+            format!("ip addr add {near}/30 dev {veth}"),
             format!("ip link set {veth} up"),
-            format!("ip -n {ns} addr add 198.51.100.2/30 dev btvi{tag}"),
+            format!("ip -n {ns} addr add {far}/30 dev btvi{tag}"),
             format!("ip -n {ns} link set btvi{tag} up"),
             format!("ip -n {ns} link set lo up"),
         ] {
@@ -94,7 +119,7 @@ impl Outside {
         o.server = Some(
             Command::new("ip")
                 .args(["netns", "exec", &ns, "busybox", "httpd", "-f", "-p"])
-                .arg("198.51.100.2:8080")
+                .arg(format!("{far}:8080"))
                 .arg("-h")
                 .arg(o._www.path())
                 .stdout(Stdio::null())
@@ -103,7 +128,7 @@ impl Outside {
                 .unwrap(),
         );
         let deadline = Instant::now() + Duration::from_secs(5);
-        while http_get("198.51.100.2:8080", "/cgi-bin/ip").is_err() {
+        while http_get(&format!("{far}:8080"), "/cgi-bin/ip").is_err() {
             assert!(
                 Instant::now() < deadline,
                 "the outside server did not start"
@@ -111,6 +136,11 @@ impl Outside {
             std::thread::sleep(Duration::from_millis(20));
         }
         o
+    }
+
+    /// The CGI's address.
+    fn url(&self) -> String {
+        format!("http://{}:8080/cgi-bin/ip", self.far)
     }
 }
 
@@ -124,6 +154,14 @@ impl Drop for Outside {
             .args(["link", "del", &self.veth])
             .status();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let n = self
+            .near
+            .rsplit('.')
+            .next()
+            .and_then(|o| o.parse::<u8>().ok());
+        if let Some(n) = n {
+            let _ = std::fs::remove_file(format!("/run/berth-test-outside-{}.lock", n / 4));
+        }
     }
 }
 
@@ -403,17 +441,10 @@ fn containers_reach_outside_through_nat_and_internal_networks_cannot() {
     let Some(d) = Daemon::with_busybox() else {
         return;
     };
-    let outside = Outside::start(&tag());
+    let outside = Outside::start();
     // The outside has no route to any container: it sees the host's address.
-    let seen = d.ok(&[
-        "run",
-        "--rm",
-        "busybox",
-        "wget",
-        "-qO-",
-        "http://198.51.100.2:8080/cgi-bin/ip",
-    ]);
-    assert_eq!(seen.trim(), "198.51.100.1");
+    let seen = d.ok(&["run", "--rm", "busybox", "wget", "-qO-", &outside.url()]);
+    assert_eq!(seen.trim(), outside.near);
     d.ok(&["network", "create", "outnet"]);
     let seen = d.ok(&[
         "run",
@@ -423,9 +454,9 @@ fn containers_reach_outside_through_nat_and_internal_networks_cannot() {
         "busybox",
         "wget",
         "-qO-",
-        "http://198.51.100.2:8080/cgi-bin/ip",
+        &outside.url(),
     ]);
-    assert_eq!(seen.trim(), "198.51.100.1");
+    assert_eq!(seen.trim(), outside.near);
     // The other way: from that other host, a published port (arriving on an interface of
     // the host, so through prerouting's DNAT) reaches the container.
     let id = d
@@ -447,7 +478,7 @@ fn containers_reach_outside_through_nat_and_internal_networks_cannot() {
     loop {
         let o = Command::new("ip")
             .args(["netns", "exec", &outside.ns, "busybox", "wget", "-qO-"])
-            .arg(format!("http://198.51.100.1:{port}/"))
+            .arg(format!("http://{}:{port}/", outside.near))
             .output()
             .unwrap();
         if String::from_utf8_lossy(&o.stdout).trim() == &id[..12] {
@@ -502,11 +533,14 @@ fn containers_reach_outside_through_nat_and_internal_networks_cannot() {
         "busybox",
         "sh",
         "-c",
-        "ping -c1 -W2 peer >/dev/null && echo peer-ok; timeout 3 wget -qO- http://198.51.100.2:8080/cgi-bin/ip; echo rc=$?",
+        &format!(
+            "ping -c1 -W2 peer >/dev/null && echo peer-ok; timeout 3 wget -qO- {}; echo rc=$?",
+            outside.url()
+        ),
     ]);
     assert!(out.contains("peer-ok"), "{out}");
     assert!(
-        !out.contains("198.51.100.1"),
+        !out.contains(&outside.near),
         "internal reached outside: {out}"
     );
     assert!(!out.contains("rc=0"), "{out}");
@@ -1075,7 +1109,7 @@ fn berth_and_a_networked_dockerd_live_side_by_side() {
         return;
     };
     let t = tag();
-    let outside = Outside::start(&format!("d{t}"));
+    let outside = Outside::start();
     let Some(docker) =
         berth_testkit::Dockerd::start_networked(&format!("btdk{t}"), "10.233.0.1/24")
     else {
@@ -1087,15 +1121,8 @@ fn berth_and_a_networked_dockerd_live_side_by_side() {
     // Out through NAT, and in through a published port, past Docker's DROP policy; for
     // berth's containers and Docker's alike (`docker` runs the docker CLI against one).
     let both_ways = |who: &str, docker: &dyn Fn(&[&str]) -> String| {
-        let seen = docker(&[
-            "run",
-            "--rm",
-            "busybox",
-            "wget",
-            "-qO-",
-            "http://198.51.100.2:8080/cgi-bin/ip",
-        ]);
-        assert_eq!(seen.trim(), "198.51.100.1", "{who}");
+        let seen = docker(&["run", "--rm", "busybox", "wget", "-qO-", &outside.url()]);
+        assert_eq!(seen.trim(), outside.near, "{who}");
         let id = docker(&[
             "run",
             "-d",

@@ -286,10 +286,16 @@ fn host_lock() -> Result<HostLock, NetError> {
     Ok(HostLock(f))
 }
 
+/// The file a manager locks to claim `prefix` (it stays when the manager stops, as its
+/// bridges and table do; whoever removes those may remove it too).
+pub fn prefix_lock_path(prefix: &str) -> PathBuf {
+    PathBuf::from(format!("/run/berth-network-{prefix}.lock"))
+}
+
 /// The claim on a prefix's names on the host, held for the manager's life: two managers
 /// with one prefix would replace each other's table and share bridges.
 fn prefix_lock(prefix: &str) -> Result<std::fs::File, NetError> {
-    let p = PathBuf::from(format!("/run/berth-network-{prefix}.lock"));
+    let p = prefix_lock_path(prefix);
     let f = std::fs::File::options()
         .create(true)
         .truncate(false)

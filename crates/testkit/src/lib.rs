@@ -358,7 +358,8 @@ pub fn wait_ready(socket: &Path, timeout: Duration) -> bool {
 }
 
 /// Removes what a daemon with this `--network-prefix` made on the host: its bridges (and any
-/// veth a failing test left on them), its nftables table, its iptables FORWARD rules.
+/// veth a failing test left on them), its nftables table, its iptables FORWARD rules, and the
+/// file it locked to claim the prefix.
 pub fn remove_networking(prefix: &str) {
     let links = Command::new("ip").args(["-o", "link", "show"]).output();
     let links = links.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
@@ -376,6 +377,7 @@ pub fn remove_networking(prefix: &str) {
         .stderr(Stdio::null())
         .status();
     berth_network::iptables::forget_all(prefix);
+    let _ = std::fs::remove_file(berth_network::prefix_lock_path(prefix));
 }
 
 /// Kills monitors (and so their containers) started for `dir`, and unmounts what is mounted
