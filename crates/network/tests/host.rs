@@ -35,6 +35,7 @@ impl Drop for Cleanup {
             .args(["delete", "table", "ip", p])
             .status();
         berth_network::iptables::forget_all(p);
+        let _ = std::fs::remove_file(berth_network::prefix_lock_path(p));
         let dir = self.1.join("netns");
         if let Ok(d) = std::fs::read_dir(&dir) {
             for e in d.flatten() {
