@@ -825,9 +825,14 @@ pub async fn write_out(
                 .unwrap_or(std::path::Path::new("."));
             let tmp = tempfile::NamedTempFile::with_prefix_in(".berth-", dir)
                 .with_context(|| format!("create a temporary file in {}", dir.display()))?;
-            let mut f = tokio::fs::File::from_std(tmp.reopen()?);
+            // Buffered: each write to a tokio File is a trip to the blocking pool.
+            let mut f = tokio::io::BufWriter::with_capacity(
+                crate::client::CHUNK,
+                tokio::fs::File::from_std(tmp.reopen()?),
+            );
             tokio::io::copy(&mut reader, &mut f).await?;
-            f.sync_all().await?;
+            tokio::io::AsyncWriteExt::flush(&mut f).await?;
+            f.get_ref().sync_all().await?;
             tmp.persist(path)
                 .with_context(|| format!("write {}", path.display()))?;
         }

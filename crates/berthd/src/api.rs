@@ -573,6 +573,66 @@ pub fn first_param(params: &[(String, String)], key: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
+/// How much of a request body the store's readers take at once, and the size of the chunks
+/// of a streamed archive.
+const CHUNK: usize = 1 << 20;
+
+/// A request body as a blocking reader for the store's synchronous readers (use it inside
+/// `blocking`; it is made here, in the runtime, whose handle the bridge keeps). A client that
+/// disconnects halfway makes a read fail, and the store refuses what it was reading as it
+/// refuses a truncated file: loads and imports store verified blobs first and record images
+/// only once the whole archive was read.
+fn body_reader(body: Body) -> impl std::io::Read + Send + 'static {
+    let stream = body.into_data_stream().map_err(|e| {
+        // axum and hyper each wrap the cause in "error reading a body from connection".
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(s) = cause.source() {
+            cause = s;
+        }
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the request body was cut off ({cause})"),
+        )
+    });
+    std::io::BufReader::with_capacity(
+        CHUNK,
+        tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream)),
+    )
+}
+
+/// A `Write` that sends what is written as body chunks of about [`CHUNK`] bytes, for a
+/// blocking writer (the store's `save`) to stream a response.
+struct ChunkWriter {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Ok(Bytes::from(chunk)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
 /// Spools a request body to a temporary file. The store reads synchronously, and a client
 /// that disconnects halfway must not leave a half-read archive in the store's hands.
 pub async fn spool(body: Body) -> ApiResult<tempfile::NamedTempFile> {
@@ -641,19 +701,11 @@ async fn create_image(State(d): State<Arc<Daemon>>, uri: Uri, body: Body) -> Api
         .filter(|(k, _)| k == "changes")
         .map(|(_, v)| v.clone())
         .collect();
-    let spool = spool(body).await?;
+    let reader = body_reader(body);
     let img = blocking(move || {
-        let f = std::fs::File::open(spool.path()).map_err(|e| StoreError::Metadata {
-            path: spool.path().to_path_buf(),
-            why: e.to_string(),
-        })?;
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        d.images.import(
-            std::io::BufReader::new(f),
-            reference.as_ref(),
-            &changes,
-            &created,
-        )
+        d.images
+            .import(reader, reference.as_ref(), &changes, &created)
     })
     .await?;
     Ok((
@@ -710,15 +762,8 @@ async fn prune_images(
 /// `POST /images/load`: the body is the archive. The reply is a stream of JSON messages, as
 /// `docker load` expects.
 async fn load_images(State(d): State<Arc<Daemon>>, body: Body) -> ApiResult<Response> {
-    let spool = spool(body).await?;
-    let loaded = blocking(move || {
-        let f = std::fs::File::open(spool.path()).map_err(|e| StoreError::Metadata {
-            path: spool.path().to_path_buf(),
-            why: e.to_string(),
-        })?;
-        d.images.load(std::io::BufReader::new(f))
-    })
-    .await?;
+    let reader = body_reader(body);
+    let loaded = blocking(move || d.images.load(reader)).await?;
     let mut out = String::new();
     for (img, tags) in loaded {
         if tags.is_empty() {
@@ -748,16 +793,41 @@ async fn get_images(State(d): State<Arc<Daemon>>, uri: Uri) -> ApiResult<Respons
             "no image names given".into(),
         ));
     }
-    let data = blocking(move || {
+    // Unknown names get their 404 before anything is sent.
+    let names = {
+        let d = d.clone();
+        blocking(move || {
+            for n in &names {
+                d.images.resolve(n)?;
+            }
+            Ok(names)
+        })
+        .await?
+    };
+    // The archive streams as it is written; an error halfway (a disk fault, an image
+    // removed meanwhile) ends the response with an error the client sees as a broken
+    // transfer, never as a complete archive.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let mut out = Vec::new();
-        d.images.save(&refs, &mut out)?;
-        Ok(out)
-    })
-    .await?;
+        let mut w = ChunkWriter {
+            buf: Vec::with_capacity(CHUNK),
+            tx: tx.clone(),
+        };
+        let r = d
+            .images
+            .save(&refs, &mut w)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|()| std::io::Write::flush(&mut w));
+        if let Err(e) = r {
+            tracing::warn!("save {}: {e}", names.join(" "));
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     Ok((
         [(header::CONTENT_TYPE, "application/x-tar")],
-        Bytes::from(data),
+        Body::from_stream(stream),
     )
         .into_response())
 }

@@ -1198,6 +1198,73 @@ fn oom_kill_is_reported_and_a_refused_load_leaves_images_runnable() {
     );
 }
 
+/// Save and load stream (neither side holds the archive whole): what `docker save` writes
+/// loads back; an upload cut off halfway is refused and stores nothing; a save of an unknown
+/// image is a 404 before any byte of archive.
+#[test]
+fn streamed_save_and_load_refuse_a_cut_off_upload() {
+    use std::io::Read;
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
+    d.ok(&["tag", "busybox", "half:1"]);
+    let saved = d.dir.path().join("half.tar");
+    d.ok(&["save", "-o", saved.to_str().unwrap(), "half:1"]);
+    let archive = std::fs::read(&saved).unwrap();
+    d.ok(&["rmi", "half:1"]);
+    let before = d.ok(&[
+        "images",
+        "-a",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.ID}}",
+    ]);
+
+    // Content-Length promises the whole archive; half of it comes, then the client stops
+    // writing. The server must answer with an error, not a loaded image.
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    write!(
+        s,
+        "POST /v1.44/images/load?quiet=1 HTTP/1.1\r\nHost: berth\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        archive.len()
+    )
+    .unwrap();
+    s.write_all(&archive[..archive.len() / 2]).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(
+        !answer.starts_with("HTTP/1.1 200"),
+        "a cut-off load was accepted: {answer}"
+    );
+    assert!(answer.contains("the request body was cut off"), "{answer}");
+    // Whatever the server did with the half, it is done by the time another request on the
+    // store is answered (a load holds the store's lock until it ends).
+    d.ok(&["tag", "busybox", "probe:1"]);
+    d.ok(&["rmi", "probe:1"]);
+    assert_eq!(
+        d.ok(&[
+            "images",
+            "-a",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}}"
+        ]),
+        before
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "busybox", "echo", "intact"]),
+        "intact\n"
+    );
+
+    // The streamed archive is whole: it loads back and runs.
+    let out = d.ok(&["load", "-i", saved.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: half:1"), "{out}");
+    assert_eq!(d.ok(&["run", "--rm", "half:1", "echo", "whole"]), "whole\n");
+
+    let (status, body) = d.request("GET", "/v1.44/images/get?names=nosuch:9", "");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("No such image: nosuch:9"), "{body}");
+}
+
 #[test]
 fn a_new_volume_gets_the_images_content() {
     let Some(d) = Daemon::with_busybox() else {
