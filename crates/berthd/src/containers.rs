@@ -1198,6 +1198,11 @@ pub async fn commit(
             &get("comment"),
             &get("author"),
             &changes,
+            // Docker's BoolValueOrDefault: absent or empty is true.
+            !matches!(
+                get("pause").to_ascii_lowercase().as_str(),
+                "0" | "no" | "false" | "none"
+            ),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(json!({"Id": img.id.to_string()}))))

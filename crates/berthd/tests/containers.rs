@@ -761,6 +761,66 @@ fn diff_commit_and_export() {
         .any(|n| n.trim_start_matches("./") == "etc/group"));
 }
 
+/// `commit` pauses a running container while it reads the changes (Docker's default) and
+/// resumes it; `--pause=false` leaves it running throughout.
+#[test]
+fn commit_pauses_a_running_container_unless_told_not_to() {
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "busybox",
+        "sh",
+        "-c",
+        "echo state > /state; exec sleep 60",
+    ]);
+    let actions = |since: u64| {
+        let until = (chrono_now_secs() + 1).to_string();
+        d.ok(&[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until,
+            "--filter",
+            "container=live",
+            "--format",
+            "{{.Action}}",
+        ])
+    };
+    let since = chrono_now_secs();
+    d.ok(&["commit", "live", "live:paused"]);
+    let seen = actions(since);
+    let got: Vec<&str> = seen
+        .lines()
+        .filter(|a| *a == "pause" || *a == "unpause")
+        .collect();
+    assert_eq!(got, ["pause", "unpause"], "{seen}");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "live"]),
+        "running\n"
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "live:paused", "cat", "/state"]),
+        "state\n"
+    );
+    // The second commit's events are told apart by time: wait for the next second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let since = chrono_now_secs();
+    d.ok(&["commit", "--pause=false", "live", "live:unpaused"]);
+    let seen = actions(since);
+    assert!(!seen.lines().any(|a| a == "pause"), "{seen}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "live:unpaused", "cat", "/state"]),
+        "state\n"
+    );
+    d.ok(&["rm", "-f", "live"]);
+}
+
 #[test]
 fn health_checks_report_status_and_events() {
     let Some(d) = Daemon::with_busybox() else {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
-use crate::{io_err, Engine, EngineError, Result};
+use crate::{io_err, Engine, EngineError, Result, Status};
 
 /// What `HEAD /containers/{id}/archive` reports about a path (Docker's `PathStat`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,7 +296,11 @@ impl Engine {
     }
 
     /// `POST /commit`: a new image from the container's image and its changes. `changes` are
-    /// Dockerfile instructions applied to the config (`CMD`, `ENV`, ...), as `--change`.
+    /// Dockerfile instructions applied to the config (`CMD`, `ENV`, ...), as `--change`. With
+    /// `pause` (Docker's default) a running container is paused while its changes are read,
+    /// so the layer is one moment's filesystem, and resumed after (with pause and unpause
+    /// events, as Docker does).
+    #[allow(clippy::too_many_arguments)]
     pub async fn commit(
         self: &Arc<Self>,
         key: &str,
@@ -304,6 +308,7 @@ impl Engine {
         comment: &str,
         author: &str,
         changes: &[String],
+        pause: bool,
     ) -> Result<berth_image::store::ImageRecord> {
         let rec = self.inspect(key)?;
         let c = &rec.config;
@@ -354,10 +359,23 @@ impl Engine {
         let images = self.images.clone();
         let (comment, author) = (comment.to_string(), author.to_string());
         let created_by = format!("berth commit {}", &rec.id[..12]);
-        tokio::task::spawn_blocking(move || -> Result<_> {
+        let paused =
+            pause && rec.state.status == Status::Running && self.pause(&rec.id, true).await.is_ok();
+        let spool = tokio::task::spawn_blocking(move || -> Result<_> {
             let mut spool = tempfile::tempfile().map_err(io_err("create", Path::new("/tmp")))?;
             berth_image::diff::write_diff(&upper, &mut spool).map_err(io_err("read", &upper))?;
             spool.rewind().map_err(io_err("read", &upper))?;
+            Ok(spool)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()));
+        if paused {
+            if let Err(e) = self.pause(&rec.id, false).await {
+                tracing::warn!("commit {}: resume after the diff: {e}", rec.id);
+            }
+        }
+        let spool = spool??;
+        tokio::task::spawn_blocking(move || -> Result<_> {
             Ok(images.commit(
                 &parent,
                 std::io::BufReader::new(spool),
