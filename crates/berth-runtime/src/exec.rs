@@ -105,7 +105,9 @@ impl Runtime {
             None => opts.tty,
         };
         let mut console_socket = opts.console_socket.clone();
-        let mut detach = opts.detach;
+        // libcontainer takes a console socket only from a "detached" exec; the foreground
+        // wait is ours (main's), so a caller's socket works without --detach too, as in runc.
+        let mut detach = opts.detach || (wants_terminal && console_socket.is_some());
         let console = if wants_terminal && !opts.detach && console_socket.is_none() {
             let listener = ConsoleListener::bind(self.root())?;
             console_socket = Some(listener.path().to_path_buf());

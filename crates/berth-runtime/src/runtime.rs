@@ -199,6 +199,8 @@ impl Runtime {
             opts.detach = true;
             Some(listener)
         } else {
+            // A caller's own console socket works in the foreground too (as in runc).
+            opts.detach |= wants_terminal && opts.console_socket.is_some();
             None
         };
         let prepared = self.root.join(format!(".prepared-{id}"));

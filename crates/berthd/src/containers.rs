@@ -912,7 +912,7 @@ pub async fn exec_start(
         json_body(&body)?
     };
     let tty = d.engine.exec_inspect(&id)?.config.tty.unwrap_or(false);
-    let stream = d.engine.exec_start(&id).await?;
+    let stream = d.engine.exec_start(&id, start.console_size.clone()).await?;
     if start.detach.unwrap_or(false) {
         // Nobody reads: drain the output so the process never blocks on it.
         tokio::spawn(async move {
@@ -961,13 +961,15 @@ pub async fn exec_inspect(
     }))
 }
 
-/// `POST /exec/{id}/resize`: accepted; the exec's terminal is the runtime's own pty relay,
-/// which does not take size changes from here yet.
+/// `POST /exec/{id}/resize?h=&w=`: the exec's terminal takes the size now, or when its
+/// process starts.
 pub async fn exec_resize(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
+    Query(q): Query<ResizeQuery>,
 ) -> ApiResult<StatusCode> {
-    d.engine.exec_inspect(&id)?;
+    d.engine
+        .exec_resize(&id, q.h.unwrap_or(24), q.w.unwrap_or(80))?;
     Ok(StatusCode::OK)
 }
 

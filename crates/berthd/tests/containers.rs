@@ -421,6 +421,105 @@ fn exec_runs_processes_in_a_running_container() {
     assert!(top.contains("sleep 600"), "{top}");
 }
 
+/// The exec's id from `POST /containers/{id}/exec`.
+fn exec_id(d: &Daemon, ctr: &str, body: &str) -> String {
+    let (code, out) = d.request("POST", &format!("/containers/{ctr}/exec"), body);
+    assert_eq!(code, 201, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["Id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn exec_with_a_tty_takes_the_terminal_size_and_follows_resizes() {
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]);
+    // `docker exec -it` in a terminal of 33x101 (script(1) makes the pty): the process's
+    // terminal has that size, and input typed reaches it.
+    let mut child = d
+        .cmd_with(
+            "script",
+            &[
+                "-qec",
+                "stty rows 33 cols 101; docker exec -it box sh -c 'stty size; read x; echo got $x'",
+                "/dev/null",
+            ],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut typing = child.stdin.take().unwrap();
+    // Typed once the exec runs; the input stays open (script ends at its EOF) until the
+    // test process ends.
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        typing.write_all(b"hello\r").unwrap();
+        std::thread::sleep(Duration::from_secs(120));
+        drop(typing);
+    });
+    let out = d.finish(child, "docker exec -it under script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("33 101"), "{text}");
+    assert!(text.contains("got hello"), "{text}");
+
+    // Through the API: the start request's ConsoleSize, then a resize while it runs.
+    let id = exec_id(
+        &d,
+        "box",
+        r#"{"Cmd":["sh","-c","stty size; sleep 1; stty size"],"Tty":true,"AttachStdout":true}"#,
+    );
+    let start = {
+        let d_sock = d.socket();
+        let id = id.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut s = std::os::unix::net::UnixStream::connect(d_sock).unwrap();
+            let body = r#"{"Detach":false,"Tty":true,"ConsoleSize":[10,20]}"#;
+            write!(
+                s,
+                "POST /exec/{id}/start HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, body) = d.request("POST", &format!("/exec/{id}/resize?h=40&w=120"), "");
+    assert_eq!(code, 200, "{body}");
+    let out = start.join().unwrap();
+    let sizes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(' ') && l.trim().split(' ').all(|n| n.parse::<u16>().is_ok()))
+        .map(str::trim)
+        .collect();
+    assert_eq!(sizes, ["10 20", "40 120"], "{out}");
+    let (_, inspect) = d.request("GET", &format!("/exec/{id}/json"), "");
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v["Running"], false);
+    assert_eq!(v["ExitCode"], 0);
+    // The console socket is gone with the exec.
+    let left: Vec<_> = std::fs::read_dir(d.dir.path().join("exec"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".console"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // An exec that does not exist.
+    let (code, body) = d.request("POST", "/exec/nosuch/resize?h=1&w=1", "");
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("No such exec instance"), "{body}");
+    // A missing executable with a tty: the runtime's error reaches the client and the exit
+    // code is Docker's 126/127 family, not a hang.
+    let out = d.docker(&["exec", "-t", "box", "/nonexistent"]);
+    assert!(!out.status.success());
+}
+
 #[test]
 fn volumes_keep_data_and_refuse_removal_while_used() {
     let Some(d) = Daemon::with_busybox() else {

@@ -1,18 +1,22 @@
 //! `docker exec`: another process in a running container, run through the OCI runtime's
 //! `exec` in the foreground, so the runtime waits for the process and exits with its code.
-//! berthd holds the runtime's stdio: pipes, relayed to the client with Docker's framing (or
-//! raw with a tty, which the runtime's own pty relay provides). Execs live in memory only, as
-//! in dockerd.
+//! berthd holds the process's stdio: the runtime's pipes, relayed to the client with Docker's
+//! framing, or with a tty the pty master itself (received over the runtime's
+//! `--console-socket`, as containerd does), relayed raw and resized on request. Execs live in
+//! memory only, as in dockerd.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use berth_monitor::{frame_header, Stream};
 use bollard_stubs::models::ExecConfig;
 use serde_json::{json, Value};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, DuplexStream, Interest};
 
 use crate::{io_err, Engine, EngineError, Result};
 
@@ -31,6 +35,10 @@ pub struct ExecState {
     pub exit_code: Option<i64>,
     /// The runtime's pid while running (the exec'd process is its child).
     pub pid: i64,
+    /// The pty master while a process with a tty runs.
+    pty: Option<Arc<AsyncFd<OwnedFd>>>,
+    /// The terminal size last asked for (rows, columns), applied when the pty arrives.
+    size: Option<(u16, u16)>,
 }
 
 /// The execs of all containers.
@@ -69,6 +77,7 @@ impl Engine {
             ));
         }
         let id = crate::random_id()?;
+        let config_size = config.console_size.clone();
         self.execs.0.lock().expect("execs lock").insert(
             id.clone(),
             ExecState {
@@ -78,6 +87,8 @@ impl Engine {
                 running: false,
                 exit_code: None,
                 pid: 0,
+                pty: None,
+                size: console_size(config_size),
             },
         );
         Ok(id)
@@ -94,10 +105,29 @@ impl Engine {
             .ok_or_else(|| EngineError::NoSuchExec(id.into()))
     }
 
+    /// `POST /exec/{id}/resize`: sets the size of the exec's terminal, now if its process
+    /// runs, else when it starts. An exec without a tty, or one that has ended, ignores it.
+    pub fn exec_resize(&self, id: &str, rows: u16, cols: u16) -> Result<()> {
+        let mut map = self.execs.0.lock().expect("execs lock");
+        let e = map
+            .get_mut(id)
+            .ok_or_else(|| EngineError::NoSuchExec(id.into()))?;
+        e.size = Some((rows, cols));
+        if let Some(pty) = &e.pty {
+            set_window_size(pty.get_ref(), rows, cols);
+        }
+        Ok(())
+    }
+
     /// `POST /exec/{id}/start`: starts the process; the returned stream is its stdio in
     /// Docker's framing (raw with a tty). It ends after the exit code is recorded, so a client
     /// that inspects the exec when its stream ends sees the code.
-    pub async fn exec_start(self: &Arc<Self>, id: &str) -> Result<DuplexStream> {
+    /// `size` is the start request's `ConsoleSize` (rows, columns), if it gave one.
+    pub async fn exec_start(
+        self: &Arc<Self>,
+        id: &str,
+        size: Option<Vec<usize>>,
+    ) -> Result<DuplexStream> {
         let (ctr_id, config) = {
             let mut map = self.execs.0.lock().expect("execs lock");
             let e = map
@@ -109,6 +139,7 @@ impl Engine {
                 )));
             }
             e.running = true;
+            e.size = console_size(size).or(e.size);
             (e.container.clone(), e.config.clone())
         };
         match self.spawn_exec(id, &ctr_id, &config).await {
@@ -172,14 +203,23 @@ impl Engine {
 
     /// `berth-runtime exec --process FILE ID`, in the foreground (the runtime waits for the
     /// process and exits with its code).
-    pub(crate) fn runtime_exec(&self, id: &str, process_file: &Path) -> tokio::process::Command {
+    /// With `console`, the runtime sends the process's pty master to that socket.
+    pub(crate) fn runtime_exec(
+        &self,
+        id: &str,
+        process_file: &Path,
+        console: Option<&Path>,
+    ) -> tokio::process::Command {
         let mut cmd = self.runtime();
         cmd.arg("--root")
             .arg(self.cfg.exec_root.join("runtime"))
             .arg("exec")
             .arg("--process")
-            .arg(process_file)
-            .arg(id);
+            .arg(process_file);
+        if let Some(c) = console {
+            cmd.arg("--console-socket").arg(c);
+        }
+        cmd.arg(id);
         cmd
     }
 
@@ -206,25 +246,41 @@ impl Engine {
         )
         .map_err(io_err("write", &pfile))?;
         let attach_in = config.attach_stdin.unwrap_or(false);
-        let mut cmd = self.runtime_exec(&rec.id, &pfile);
-        cmd.stdin(if attach_in {
+        // With a tty the process's stdio is a pty whose master the runtime hands over.
+        let console = if tty {
+            let path = self.console_socket(id);
+            let _ = std::fs::remove_file(&path);
+            let l = tokio::net::UnixListener::bind(&path).map_err(io_err("listen on", &path))?;
+            Some((l, path))
+        } else {
+            None
+        };
+        let mut cmd = self.runtime_exec(&rec.id, &pfile, console.as_ref().map(|c| c.1.as_path()));
+        // The runtime's own stderr carries its errors (a missing executable, say): relayed
+        // to the client like the process's.
+        cmd.stdin(if attach_in && !tty {
             Stdio::piped()
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::piped())
+        .stdout(if tty { Stdio::null() } else { Stdio::piped() })
         .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| {
             let _ = std::fs::remove_file(&pfile);
+            if let Some((_, c)) = &console {
+                let _ = std::fs::remove_file(c);
+            }
             io_err("run", &self.cfg.runtime)(e)
         })?;
         if let Some(x) = self.execs.0.lock().expect("execs lock").get_mut(id) {
             x.pid = child.id().unwrap_or(0) as i64;
         }
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
-        let (mut from_client, to_client) = tokio::io::split(ours);
+        let (from_client, to_client) = tokio::io::split(ours);
+        let mut from_client = Some(from_client);
         let to_client = Arc::new(tokio::sync::Mutex::new(to_client));
         if let Some(mut stdin) = child.stdin.take() {
+            let mut from_client = from_client.take().expect("not yet taken");
             tokio::spawn(async move {
                 let _ = tokio::io::copy(&mut from_client, &mut stdin).await;
                 let _ = stdin.shutdown().await;
@@ -250,6 +306,49 @@ impl Engine {
                 }
             })
         };
+        let mut pty_out = None;
+        if let Some((listener, path)) = console {
+            let master = tokio::select! {
+                m = receive_pty(&listener) => m.map_err(|e| tracing::warn!("exec {id}: no terminal from the runtime: {e}")).ok(),
+                // The runtime failed before it sent one; its stderr says why.
+                _ = child.wait() => None,
+            };
+            drop(listener);
+            let _ = std::fs::remove_file(&path);
+            if let Some(master) = master {
+                let size = {
+                    let mut map = self.execs.0.lock().expect("execs lock");
+                    map.get_mut(id).and_then(|x| {
+                        x.pty = Some(master.clone());
+                        x.size
+                    })
+                };
+                if let Some((rows, cols)) = size {
+                    set_window_size(master.get_ref(), rows, cols);
+                }
+                if let (true, Some(mut from_client)) = (attach_in, from_client.take()) {
+                    let m = master.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 8192];
+                        while let Ok(n) = from_client.read(&mut buf).await {
+                            if n == 0 || pty_write_all(&m, &buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                let out = to_client.clone();
+                pty_out = Some(tokio::spawn(async move {
+                    let mut buf = vec![0u8; 32 * 1024];
+                    // Ends with EIO once the last holder of the pty's other side is gone.
+                    while let Ok(n) = pty_read(&master, &mut buf).await {
+                        if n == 0 || out.lock().await.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }));
+            }
+        }
         let out = child
             .stdout
             .take()
@@ -263,7 +362,7 @@ impl Engine {
         tokio::spawn(async move {
             let status = child.wait().await;
             let _ = std::fs::remove_file(&pfile);
-            for t in [out, err].into_iter().flatten() {
+            for t in [out, err, pty_out].into_iter().flatten() {
                 let _ = t.await;
             }
             let code = status.ok().and_then(|s| s.code()).unwrap_or(126) as i64;
@@ -271,9 +370,75 @@ impl Engine {
                 x.running = false;
                 x.exit_code = Some(code);
                 x.pid = 0;
+                x.pty = None;
             }
             let _ = to_client.lock().await.shutdown().await;
         });
         Ok(theirs)
     }
+}
+
+impl Engine {
+    /// Where the runtime sends an exec's pty master (short: unix socket paths end at 108
+    /// bytes).
+    fn console_socket(&self, exec_id: &str) -> PathBuf {
+        let short = &exec_id[..exec_id.len().min(16)];
+        self.cfg.exec_root.join(format!("exec-{short}.console"))
+    }
+}
+
+/// `ConsoleSize` as Docker sends it: `[rows, columns]`.
+fn console_size(v: Option<Vec<usize>>) -> Option<(u16, u16)> {
+    match v.as_deref() {
+        Some([h, w]) if *h > 0 && *w > 0 => Some((
+            u16::try_from(*h).unwrap_or(u16::MAX),
+            u16::try_from(*w).unwrap_or(u16::MAX),
+        )),
+        _ => None,
+    }
+}
+
+/// Takes the pty master the runtime sends once it has made the exec's terminal.
+async fn receive_pty(l: &tokio::net::UnixListener) -> io::Result<Arc<AsyncFd<OwnedFd>>> {
+    let (conn, _) = l.accept().await?;
+    let fd = conn
+        .async_io(Interest::READABLE, || berth_monitor::receive_fd(&conn))
+        .await?;
+    rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::NONBLOCK)?;
+    // SAFETY: the AsyncFd owns `fd` (an OwnedFd, which always reports the same descriptor and
+    // closes it only when dropped), so it stays open for the registration's whole life.
+    Ok(Arc::new(unsafe { AsyncFd::register(fd) }?))
+}
+
+async fn pty_read(pty: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let mut ready = pty.readable().await?;
+        if let Ok(r) = ready.try_io(|fd| Ok(rustix::io::read(fd.get_ref(), &mut *buf)?)) {
+            return r;
+        }
+    }
+}
+
+async fn pty_write_all(pty: &AsyncFd<OwnedFd>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        let mut ready = pty.writable().await?;
+        if let Ok(r) = ready.try_io(|fd| Ok(rustix::io::write(fd.get_ref(), data)?)) {
+            data = &data[r?..];
+        }
+    }
+    Ok(())
+}
+
+/// TIOCSWINSZ on a pty master: the kernel signals the terminal's foreground process group
+/// (SIGWINCH).
+fn set_window_size(master: &OwnedFd, rows: u16, cols: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` from the struct we pass; a failure (the fd is
+    // not a terminal) changes nothing.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
 }

@@ -149,7 +149,7 @@ impl Engine {
         if let Err(e) = std::fs::write(&pfile, process.to_string()) {
             return (-1, e.to_string());
         }
-        let mut cmd = self.runtime_exec(id, &pfile);
+        let mut cmd = self.runtime_exec(id, &pfile, None);
         cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
         let r = tokio::time::timeout(timeout, cmd.output()).await;
         let _ = std::fs::remove_file(&pfile);

@@ -20,7 +20,9 @@
 //! 5. When the container exits, the monitor deletes it from the runtime, unmounts its rootfs,
 //!    writes [`Exit`] to [`Config::exit_file`] (atomically), answers the waiters and exits.
 
-use std::io::{self, Write};
+use std::io::{self, IoSliceMut, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -166,6 +168,30 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     })?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Receives the one file descriptor (a pty master, from an OCI runtime's `--console-socket`)
+/// sent with a message on a connected unix socket. On a non-blocking socket this fails with
+/// `WouldBlock` until the message is there.
+pub fn receive_fd(conn: impl AsFd) -> io::Result<OwnedFd> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = RecvAncillaryBuffer::new(&mut space);
+    let mut buf = [0u8; 256];
+    rustix::net::recvmsg(
+        &conn,
+        &mut [IoSliceMut::new(&mut buf)],
+        &mut anc,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    for msg in anc.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(fd);
+            }
+        }
+    }
+    Err(io::Error::other("the runtime sent no terminal"))
 }
 
 #[cfg(test)]

@@ -9,8 +9,7 @@
 //! runtime exits, and its exit status is ours to collect.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, IoSliceMut, Read, Write};
-use std::mem::MaybeUninit;
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -23,7 +22,6 @@ use berth_monitor::{
 };
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 use rustix::process::{Pid, WaitOptions, WaitStatus};
 
 /// How long output is drained after the init exits (processes outside the container's pid
@@ -235,23 +233,7 @@ fn start(cfg: &Config) -> (Result<i32, String>, Stdio3) {
 /// Takes the pty master the container's init sent over the console socket.
 fn receive_master(l: &UnixListener) -> io::Result<OwnedFd> {
     let (conn, _) = l.accept()?;
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut anc = RecvAncillaryBuffer::new(&mut space);
-    let mut buf = [0u8; 256];
-    rustix::net::recvmsg(
-        &conn,
-        &mut [IoSliceMut::new(&mut buf)],
-        &mut anc,
-        RecvFlags::CMSG_CLOEXEC,
-    )?;
-    for msg in anc.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
-            if let Some(fd) = fds.next() {
-                return Ok(fd);
-            }
-        }
-    }
-    Err(io::Error::other("the container sent no terminal"))
+    berth_monitor::receive_fd(&conn)
 }
 
 fn send_line<T: serde::Serialize>(s: &mut UnixStream, v: &T) -> io::Result<()> {
