@@ -733,17 +733,7 @@ pub async fn logs(
     let rx = d.engine.logs(&id, opts)?;
     let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
         let e = rx.recv().await?;
-        let mut payload = Vec::with_capacity(e.line.len() + 40);
-        if timestamps {
-            payload.extend_from_slice(e.time.as_bytes());
-            payload.push(b' ');
-        }
-        payload.extend_from_slice(&e.line);
-        let mut out = Vec::with_capacity(payload.len() + 8);
-        if !tty {
-            out.extend_from_slice(&berth_monitor::frame_header(e.stream, payload.len()));
-        }
-        out.extend_from_slice(&payload);
+        let out = log_frame(&e, tty, timestamps);
         Some((Ok::<_, std::convert::Infallible>(Bytes::from(out)), rx))
     });
     Ok((
@@ -751,6 +741,23 @@ pub async fn logs(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// One log line as a client reads it: Docker's 8-byte frame header first unless the
+/// container has a tty, its timestamp first if asked for.
+fn log_frame(e: &berth_engine::logs::LogEntry, tty: bool, timestamps: bool) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(e.line.len() + 40);
+    if timestamps {
+        payload.extend_from_slice(e.time.as_bytes());
+        payload.push(b' ');
+    }
+    payload.extend_from_slice(&e.line);
+    let mut out = Vec::with_capacity(payload.len() + 8);
+    if !tty {
+        out.extend_from_slice(&berth_monitor::frame_header(e.stream, payload.len()));
+    }
+    out.extend_from_slice(&payload);
+    out
 }
 
 fn stream_type(tty: bool) -> &'static str {
@@ -773,10 +780,20 @@ pub struct AttachQuery {
     stderr: Option<String>,
     #[serde(default)]
     logs: Option<String>,
+    #[serde(rename = "detachKeys", default)]
+    detach_keys: Option<String>,
+}
+
+/// Parses a `detachKeys` value (Docker's message and 400 for a bad one).
+fn detach_keys(keys: Option<&str>) -> ApiResult<Vec<u8>> {
+    crate::detach::parse(keys.unwrap_or(""))
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 /// `POST /containers/{id}/attach`: the connection is taken over (HTTP upgrade to `tcp`) and
-/// becomes the container's stdio, relayed to and from its monitor.
+/// becomes the container's stdio, relayed to and from its monitor. With `logs`, the output
+/// logged so far comes first; with `stream`, the live streams follow (neither: nothing, as in
+/// Docker). Typing the detach keys on stdin ends the attach and leaves the container running.
 pub async fn attach(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
@@ -784,16 +801,41 @@ pub async fn attach(
     mut req: Request,
 ) -> ApiResult<Response> {
     let rec = d.engine.inspect(&id)?;
-    let _ = (&q.stream, &q.logs);
+    let keys = detach_keys(q.detach_keys.as_deref())?;
+    let tty = rec.config.tty.unwrap_or(false);
     let opts = AttachOptions {
         stdin: flag(&q.stdin),
         stdout: flag(&q.stdout),
         stderr: flag(&q.stderr),
     };
+    let (stream, logs) = (flag(&q.stream), flag(&q.logs));
+    // The log so far is read now, before any live output is attached, so nothing comes twice.
+    let replay = if logs && (opts.stdout || opts.stderr) {
+        Some(d.engine.logs(
+            &rec.id,
+            LogOptions {
+                stdout: opts.stdout,
+                stderr: opts.stderr,
+                since: None,
+                until: None,
+                tail: None,
+                follow: false,
+            },
+        )?)
+    } else {
+        None
+    };
     let upgrade = hyper::upgrade::on(&mut req);
-    // Registered now, before the 101 goes out and the client sends `start`.
-    let monitor = d.engine.attach(&rec.id, opts)?;
+    // A container that is not running yet is attached now, before the 101 goes out and the
+    // client sends `start`; a running one once the log has been replayed.
+    let running = rec.state.status.is_running();
+    let early = (stream && !running)
+        .then(|| d.engine.attach(&rec.id, opts))
+        .transpose()?;
+    let engine = d.engine.clone();
+    let ctr = rec.id.clone();
     tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
         let upgraded = match upgrade.await {
             Ok(u) => u,
             Err(e) => {
@@ -801,17 +843,31 @@ pub async fn attach(
                 return;
             }
         };
-        let client = hyper_util::rt::TokioIo::new(upgraded);
-        let monitor = match monitor.await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::debug!("attach: {e}");
+        let mut client = hyper_util::rt::TokioIo::new(upgraded);
+        if let Some(mut rx) = replay {
+            while let Some(e) = rx.recv().await {
+                if client.write_all(&log_frame(&e, tty, false)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let monitor = match (stream, early) {
+            (false, _) => {
+                let _ = client.shutdown().await;
                 return;
             }
+            (true, Some(m)) => m.await,
+            (true, None) => match engine.attach(&ctr, opts) {
+                Ok(m) => m.await,
+                Err(e) => Err(e),
+            },
         };
-        relay(client, monitor).await;
+        match monitor {
+            Ok(m) => relay(client, m, opts.stdin.then_some(keys)).await,
+            Err(e) => tracing::debug!("attach: {e}"),
+        }
     });
-    upgrade_response(rec.config.tty.unwrap_or(false))
+    upgrade_response(tty)
 }
 
 /// The 101 that hands the connection over.
@@ -829,23 +885,62 @@ pub fn upgrade_response(tty: bool) -> ApiResult<Response> {
 }
 
 /// Copies the client's input to the monitor and the monitor's output to the client until
-/// the output ends (the container exited, or the client went away).
-pub async fn relay<C, M>(client: C, monitor: M)
+/// the output ends (the container exited, or the client went away), or the client types the
+/// `detach` keys: then both connections are dropped and the process runs on.
+pub async fn relay<C, M>(client: C, monitor: M, detach: Option<Vec<u8>>)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     M: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut mr, mut mw) = tokio::io::split(monitor);
-    let input = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut cr, &mut mw).await;
-        // The client closed its input: the container's stdin sees EOF.
+    let mut input = tokio::spawn(async move {
+        let mut watch = detach.map(crate::detach::Watch::new);
+        let mut buf = vec![0u8; 8192];
+        let mut pass = Vec::with_capacity(buf.len());
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            pass.clear();
+            let detached = match &mut watch {
+                Some(w) => w.feed(&buf[..n], &mut pass),
+                None => {
+                    pass.extend_from_slice(&buf[..n]);
+                    false
+                }
+            };
+            if mw.write_all(&pass).await.is_err() {
+                return false;
+            }
+            if detached {
+                return true;
+            }
+        }
+        if let Some(w) = &watch {
+            let _ = mw.write_all(w.held()).await;
+        }
+        // The client closed its input: the process's stdin sees EOF.
         let _ = mw.shutdown().await;
+        false
     });
-    let _ = tokio::io::copy(&mut mr, &mut cw).await;
+    let output = async {
+        let _ = tokio::io::copy(&mut mr, &mut cw).await;
+    };
+    tokio::select! {
+        _ = output => input.abort(),
+        detached = &mut input => {
+            if matches!(detached, Ok(true)) {
+                tracing::debug!("a client detached");
+            } else {
+                // Input ended: the output goes on until the process's end.
+                let _ = tokio::io::copy(&mut mr, &mut cw).await;
+            }
+        }
+    }
     let _ = cw.shutdown().await;
-    input.abort();
 }
 
 /// `GET /containers/{id}/top`: `ps` output for the container's processes.
@@ -888,6 +983,7 @@ pub async fn exec_create(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let config: ExecConfig = json_body(&body)?;
+    detach_keys(config.detach_keys.as_deref())?;
     let id = d.engine.exec_create(&id, config)?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": id }))))
 }
@@ -911,7 +1007,10 @@ pub async fn exec_start(
     } else {
         json_body(&body)?
     };
-    let tty = d.engine.exec_inspect(&id)?.config.tty.unwrap_or(false);
+    let exec = d.engine.exec_inspect(&id)?;
+    let tty = exec.config.tty.unwrap_or(false);
+    let attach_in = exec.config.attach_stdin.unwrap_or(false);
+    let keys = detach_keys(exec.config.detach_keys.as_deref())?;
     let stream = d.engine.exec_start(&id, start.console_size.clone()).await?;
     if start.detach.unwrap_or(false) {
         // Nobody reads: drain the output so the process never blocks on it.
@@ -926,9 +1025,10 @@ pub async fn exec_start(
         let body = Body::from_stream(tokio_util::io::ReaderStream::new(stream));
         return Ok(([(header::CONTENT_TYPE, stream_type(tty))], body).into_response());
     };
+    let keys = attach_in.then_some(keys);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
-        relay(hyper_util::rt::TokioIo::new(upgraded), stream).await;
+        relay(hyper_util::rt::TokioIo::new(upgraded), stream, keys).await;
     });
     upgrade_response(tty)
 }

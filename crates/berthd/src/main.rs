@@ -6,6 +6,7 @@
 mod api;
 mod config;
 mod containers;
+mod detach;
 mod networks;
 mod system;
 mod volumes;

@@ -520,6 +520,214 @@ fn exec_with_a_tty_takes_the_terminal_size_and_follows_resizes() {
     assert!(!out.status.success());
 }
 
+/// A hijacked `POST` on the daemon's socket: the status line, and the connection positioned
+/// after the response headers.
+fn hijack(d: &Daemon, path: &str) -> (String, std::os::unix::net::UnixStream) {
+    use std::io::Read;
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b).unwrap() == 0 {
+            break;
+        }
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    (head.lines().next().unwrap_or("").to_string(), s)
+}
+
+/// Reads until the daemon closes the connection (or 20 s pass, which fails the read).
+fn read_to_close(s: &mut std::os::unix::net::UnixStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)
+        .expect("the daemon closes the connection");
+    out
+}
+
+#[test]
+fn attach_replays_logs_and_detach_keys_let_go() {
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lg",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two >&2; sleep 600",
+    ]);
+    let id = id.trim();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !d.ok(&["logs", "lg"]).contains("one") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // logs=1 without stream: the log so far, framed by stream, then the end.
+    let (status, mut s) = hijack(
+        &d,
+        "/containers/lg/attach?logs=1&stream=0&stdout=1&stderr=1",
+    );
+    assert!(status.contains("101"), "{status}");
+    let out = read_to_close(&mut s);
+    let mut want = vec![1u8, 0, 0, 0, 0, 0, 0, 4];
+    want.extend_from_slice(b"one\n");
+    want.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 4]);
+    want.extend_from_slice(b"two\n");
+    assert_eq!(out, want);
+    // Only stderr asked for.
+    let (_, mut s) = hijack(&d, "/containers/lg/attach?logs=1&stderr=1");
+    assert_eq!(&read_to_close(&mut s)[8..], b"two\n");
+    // Neither logs nor stream: nothing, at once (the Python SDK's default attach).
+    let (status, mut s) = hijack(&d, "/containers/lg/attach?stdout=1&stderr=1");
+    assert!(status.contains("101"), "{status}");
+    assert!(read_to_close(&mut s).is_empty());
+
+    // A shell with a tty and stdin: typed input reaches it, ctrl-p ctrl-q lets go and the
+    // container runs on.
+    d.ok(&["run", "-dit", "--name", "tt", "busybox", "sh"]);
+    let (_, mut s) = hijack(
+        &d,
+        "/containers/tt/attach?stream=1&stdin=1&stdout=1&stderr=1",
+    );
+    s.write_all(b"echo $((6*7))\r").unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&seen).contains("42") && Instant::now() < deadline {
+        use std::io::Read;
+        let mut b = [0u8; 256];
+        let n = s.read(&mut b).unwrap();
+        seen.extend_from_slice(&b[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&seen).contains("42"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    s.write_all(&[0x10, 0x11]).unwrap();
+    read_to_close(&mut s);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "tt"]).trim(),
+        "running"
+    );
+    // Other keys (no tty this time, so the bytes arrive as sent): ctrl-p ctrl-q now pass
+    // through, ctrl-x detaches, and what was typed before it arrives.
+    d.ok(&[
+        "run",
+        "-di",
+        "--name",
+        "rd",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 4 > /tmp/r; sleep 600",
+    ]);
+    let (_, mut s) = hijack(
+        &d,
+        "/containers/rd/attach?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x",
+    );
+    s.write_all(b"\x10\x11ab\x18").unwrap();
+    read_to_close(&mut s);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let got = || d.ok(&["exec", "rd", "od", "-An", "-tx1", "/tmp/r"]);
+    while got().trim() != "10 11 61 62" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(got().trim(), "10 11 61 62");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "rd"]).trim(),
+        "running"
+    );
+    // The docker CLI under a terminal detaches the same way.
+    let mut child = d
+        .cmd_with("script", &["-qec", "docker attach tt", "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut typing = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        typing.write_all(&[0x10, 0x11]).unwrap();
+        std::thread::sleep(Duration::from_secs(120));
+        drop(typing);
+    });
+    let out = d.finish(child, "docker attach under script");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("read escape sequence"),
+        "{out:?}"
+    );
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "tt"]).trim(),
+        "running"
+    );
+    // Bad keys: Docker's 400, before anything is taken over; for an exec at its creation.
+    let (code, body) = d.request(
+        "POST",
+        "/containers/tt/attach?stream=1&detachKeys=ctrl-1",
+        "",
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("Invalid detach keys (ctrl-1) provided"),
+        "{body}"
+    );
+    let (code, body) = d.request(
+        "POST",
+        "/containers/tt/exec",
+        r#"{"Cmd":["true"],"DetachKeys":"nope"}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    // An exec with stdin detaches too, and its process runs on.
+    let eid = exec_id(
+        &d,
+        "tt",
+        r#"{"Cmd":["sh","-c","read x; echo $x > /tmp/e; sleep 600"],"AttachStdin":true,"AttachStdout":true,"Tty":true}"#,
+    );
+    let (status, mut s) = {
+        use std::io::Read;
+        let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let body = r#"{"Detach":false,"Tty":true}"#;
+        write!(
+            s,
+            "POST /exec/{eid}/start HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap() == 1 {
+            head.push(b[0]);
+        }
+        (String::from_utf8_lossy(&head).into_owned(), s)
+    };
+    assert!(status.contains("101"), "{status}");
+    std::thread::sleep(Duration::from_millis(500));
+    s.write_all(b"typed\r\x10\x11").unwrap();
+    read_to_close(&mut s);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while d.docker(&["exec", "tt", "cat", "/tmp/e"]).stdout != b"typed\n"
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.ok(&["exec", "tt", "cat", "/tmp/e"]), "typed\n");
+    let (_, inspect) = d.request("GET", &format!("/exec/{eid}/json"), "");
+    assert!(inspect.contains("\"Running\":true"), "{inspect}");
+    d.ok(&["rm", "-f", "tt", "rd", id]);
+}
+
 #[test]
 fn volumes_keep_data_and_refuse_removal_while_used() {
     let Some(d) = Daemon::with_busybox() else {

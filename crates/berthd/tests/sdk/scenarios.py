@@ -34,6 +34,10 @@ while b"ready" not in web.logs():
 web.reload()
 assert web.status == "running", web.status
 assert web.attrs["Config"]["Labels"]["role"] == "test"
+# attach: logs=True replays the output so far and returns (no stream); the default returns
+# at once with nothing, as against dockerd.
+assert web.attach(logs=True) == b"ready\n", web.attach(logs=True)
+assert web.attach() == b""
 code, out = web.exec_run(["sh", "-c", "echo from-exec; exit 4"])
 assert (code, out) == (4, b"from-exec\n"), (code, out)
 assert [x.name for x in c.containers.list(filters={"label": "role=test"})] == ["web"]
