@@ -507,8 +507,11 @@ async fn image_delete(
         let in_use = move |id: &Digest| engine.image_in_use(id);
         // A forced removal of an image a container uses only untags it (the store keeps it
         // while it is in use), so collecting garbage never takes a container's layers.
+        let img = d.images.resolve(&name)?;
+        let labels = d.engine.image_labels(&img);
         let r = d.images.remove(&name, force, &in_use)?;
         d.images.gc()?;
+        image_removal_events(&d, &img.id, &r.untagged, &r.deleted, labels);
         let mut out: Vec<ImageDeleteResponseItem> = r
             .untagged
             .iter()
@@ -525,6 +528,25 @@ async fn image_delete(
     })
     .await
     .map(Json)
+}
+
+/// dockerd's events for a removal: an `untag` per tag (named by the image's ID), then a
+/// `delete` per image removed.
+fn image_removal_events(
+    d: &Daemon,
+    id: &Digest,
+    untagged: &[Reference],
+    deleted: &[Digest],
+    labels: std::collections::HashMap<String, String>,
+) {
+    let id = id.to_string();
+    for _ in untagged {
+        d.engine.image_event("untag", &id, &id, labels.clone());
+    }
+    for x in deleted {
+        let x = x.to_string();
+        d.engine.image_event("delete", &x, &x, Default::default());
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -552,7 +574,12 @@ async fn image_post(
     };
     blocking(move || {
         let img = d.images.resolve(&name)?;
-        d.images.tag(&img.id, &Reference::parse(&target)?)
+        let reference = Reference::parse(&target)?;
+        d.images.tag(&img.id, &reference)?;
+        let labels = d.engine.image_labels(&img);
+        d.engine
+            .image_event("tag", &img.id.to_string(), &reference.familiar(), labels);
+        Ok(())
     })
     .await?;
     Ok(StatusCode::CREATED)
@@ -704,8 +731,16 @@ async fn create_image(State(d): State<Arc<Daemon>>, uri: Uri, body: Body) -> Api
     let reader = body_reader(body);
     let img = blocking(move || {
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        d.images
-            .import(reader, reference.as_ref(), &changes, &created)
+        let img = d
+            .images
+            .import(reader, reference.as_ref(), &changes, &created)?;
+        let (id, labels) = (img.id.to_string(), d.engine.image_labels(&img));
+        if let Some(r) = &reference {
+            d.engine
+                .image_event("tag", &id, &r.familiar(), labels.clone());
+        }
+        d.engine.image_event("import", &id, &id, labels);
+        Ok(img)
     })
     .await?;
     Ok((
@@ -743,16 +778,24 @@ async fn prune_images(
                 if in_use(&img.id) {
                     continue;
                 }
-                for t in d.images.tags_of(&img.id)? {
+                let tags = d.images.tags_of(&img.id)?;
+                for t in &tags {
                     deleted.push(json!({"Untagged": t.familiar()}));
                 }
+                let labels = d.engine.image_labels(&img);
                 let r = d.images.remove(&img.id.to_string(), true, &in_use)?;
+                image_removal_events(&d, &img.id, &tags, &r.deleted, labels);
                 deleted.extend(r.deleted.iter().map(|x| json!({"Deleted": x.to_string()})));
             }
         }
         let (removed, _) = d.images.prune_dangling(&in_use)?;
+        for x in &removed {
+            let x = x.to_string();
+            d.engine.image_event("delete", &x, &x, Default::default());
+        }
         deleted.extend(removed.iter().map(|x| json!({"Deleted": x.to_string()})));
         let freed = before.saturating_sub(total(&d));
+        d.engine.image_prune_event(freed);
         Ok(json!({"ImagesDeleted": deleted, "SpaceReclaimed": freed}))
     })
     .await?;
@@ -763,7 +806,16 @@ async fn prune_images(
 /// `docker load` expects.
 async fn load_images(State(d): State<Arc<Daemon>>, body: Body) -> ApiResult<Response> {
     let reader = body_reader(body);
-    let loaded = blocking(move || d.images.load(reader)).await?;
+    let loaded = blocking(move || {
+        let loaded = d.images.load(reader)?;
+        for (img, _) in &loaded {
+            let id = img.id.to_string();
+            d.engine
+                .image_event("load", &id, &id, d.engine.image_labels(img));
+        }
+        Ok(loaded)
+    })
+    .await?;
     let mut out = String::new();
     for (img, tags) in loaded {
         if tags.is_empty() {
@@ -819,6 +871,16 @@ async fn get_images(State(d): State<Arc<Daemon>>, uri: Uri) -> ApiResult<Respons
             .save(&refs, &mut w)
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|()| std::io::Write::flush(&mut w));
+        if r.is_ok() {
+            let mut seen = std::collections::HashSet::new();
+            for img in names.iter().filter_map(|n| d.images.resolve(n).ok()) {
+                if seen.insert(img.id.clone()) {
+                    let id = img.id.to_string();
+                    d.engine
+                        .image_event("save", &id, &id, d.engine.image_labels(&img));
+                }
+            }
+        }
         if let Err(e) = r {
             tracing::warn!("save {}: {e}", names.join(" "));
             let _ = tx.blocking_send(Err(e));

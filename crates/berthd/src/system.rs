@@ -40,13 +40,30 @@ fn wanted(e: &Event, f: &HashMap<String, Vec<String>>) -> bool {
                             || e.attributes.get("name").is_some_and(|n| n == v))
                 }
                 "volume" => e.typ == "volume" && e.id == *v,
-                "image" => e.attributes.get("image").is_some_and(|i| i == v),
+                "image" => image_matches(e, v),
                 "label" => {
                     crate::containers::label_matches(|k| e.attributes.get(k).map(String::as_str), v)
                 }
                 _ => true,
             })
     })
+}
+
+/// dockerd's `image=` filter: a container event's image, an image event's ID or name, with
+/// or without the tag.
+fn image_matches(e: &Event, v: &str) -> bool {
+    // An ID's "sha256:" is not a tag.
+    let strip = |n: &str| match n.rfind(':') {
+        Some(i) if !n[i..].contains('/') && !n.starts_with("sha256:") => n[..i].to_string(),
+        _ => n.to_string(),
+    };
+    let attr = if e.typ == "image" { "name" } else { "image" };
+    let name = e.attributes.get(attr).map(String::as_str).unwrap_or("");
+    let id = if e.typ == "image" { e.id.as_str() } else { "" };
+    [name, id]
+        .into_iter()
+        .filter(|n| !n.is_empty())
+        .any(|n| n == v || strip(n) == v)
 }
 
 fn message(e: &Event) -> Bytes {
@@ -67,6 +84,11 @@ fn message(e: &Event) -> Bytes {
         v["status"] = json!(e.action);
         v["id"] = json!(e.id);
         v["from"] = json!(e.attributes.get("image"));
+    } else if e.typ == "image" {
+        v["status"] = json!(e.action);
+        if !e.id.is_empty() {
+            v["id"] = json!(e.id);
+        }
     }
     let mut line = serde_json::to_vec(&v).unwrap_or_default();
     line.push(b'\n');

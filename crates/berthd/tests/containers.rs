@@ -729,6 +729,116 @@ fn attach_replays_logs_and_detach_keys_let_go() {
 }
 
 #[test]
+fn image_changes_are_reported_as_events_as_dockerd_reports_them() {
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
+    // `--since` counts whole seconds: start in a second after the busybox load's.
+    let t0 = chrono_now_secs() + 1;
+    while chrono_now_secs() < t0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t0 = t0.to_string();
+    let bb = d.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    let bb = bb.trim();
+    d.ok(&["tag", "busybox", "bb:2"]);
+    let saved = d.dir.path().join("bb.tar");
+    d.ok(&["save", "-o", saved.to_str().unwrap(), "bb:2"]);
+    d.ok(&["rmi", "bb:2"]);
+    d.ok(&["load", "-i", saved.to_str().unwrap()]);
+    let rootfs = d.dir.path().join("one.tar");
+    {
+        let mut t = tar::Builder::new(std::fs::File::create(&rootfs).unwrap());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        t.append_data(&mut h, "f", &b"hi"[..]).unwrap();
+        t.finish().unwrap();
+    }
+    let imported = d.ok(&[
+        "import",
+        "-c",
+        "LABEL team=infra",
+        rootfs.to_str().unwrap(),
+        "imp:1",
+    ]);
+    let imported = imported.trim();
+    d.ok(&["run", "--name", "cc", "busybox", "true"]);
+    let committed = d.ok(&["commit", "-m", "why", "cc", "cm:1"]);
+    let committed = committed.trim();
+    d.ok(&["rm", "cc"]);
+    d.ok(&["rmi", "cm:1"]);
+    d.ok(&["image", "prune", "-f"]);
+    let until = (chrono_now_secs() + 1).to_string();
+    let events = |filter: &str| {
+        d.ok(&[
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &until,
+            "--filter",
+            filter,
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+        ])
+    };
+    let got = events("type=image");
+    let want = [
+        format!("image tag {bb} bb:2"),
+        format!("image save {bb} {bb}"),
+        format!("image untag {bb} {bb}"),
+        format!("image load {bb} {bb}"),
+        format!("image tag {imported} imp:1"),
+        format!("image import {imported} {imported}"),
+        format!("image tag {committed} cm:1"),
+        format!("image untag {committed} {committed}"),
+        format!("image delete {committed} {committed}"),
+        "image prune  <no value>".to_string(),
+    ];
+    assert_eq!(got.lines().collect::<Vec<_>>(), want, "{got}");
+    // The image's labels come along; the prune says what it freed.
+    let labelled = d.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "--filter",
+        "type=image",
+        "--filter",
+        "event=import",
+        "--format",
+        "{{index .Actor.Attributes \"team\"}}",
+    ]);
+    assert_eq!(labelled.trim(), "infra");
+    let prune = d.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "--filter",
+        "event=prune",
+        "--format",
+        "{{json .Actor.Attributes}}",
+    ]);
+    assert!(prune.contains("\"reclaimed\""), "{prune}");
+    // `image=` finds an image's events by name (with or without the tag) and by ID, and a
+    // container's by its image.
+    let by_name = events("image=imp");
+    assert_eq!(by_name.lines().count(), 1, "{by_name}");
+    let by_id = events(&format!("image={imported}"));
+    assert_eq!(by_id.lines().count(), 2, "{by_id}");
+    // The commit is the container's event, naming the image it made.
+    let commit = d.ok(&[
+        "events", "--since", &t0, "--until", &until, "--filter", "event=commit", "--format",
+        "{{.Type}} {{.Actor.Attributes.name}} {{.Actor.Attributes.imageID}} {{.Actor.Attributes.comment}}",
+    ]);
+    assert_eq!(commit.trim(), format!("container cc {committed} why"));
+}
+
+#[test]
 fn volumes_keep_data_and_refuse_removal_while_used() {
     let Some(d) = Daemon::with_busybox() else {
         return;

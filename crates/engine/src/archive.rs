@@ -7,6 +7,7 @@
 //! names, paths through symlinks). A stopped container's rootfs is mounted for the copy and
 //! unmounted after it.
 
+use std::collections::HashMap;
 use std::io::{Seek, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -375,7 +376,9 @@ impl Engine {
             }
         }
         let spool = spool??;
-        tokio::task::spawn_blocking(move || -> Result<_> {
+        let tag = reference.clone();
+        let event_comment = comment.clone();
+        let img = tokio::task::spawn_blocking(move || -> Result<_> {
             Ok(images.commit(
                 &parent,
                 std::io::BufReader::new(spool),
@@ -388,7 +391,33 @@ impl Engine {
             )?)
         })
         .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        // As dockerd: the container's commit event, then the new image's tag.
+        let image_ref = tag.as_ref().map(|t| t.familiar()).unwrap_or_default();
+        self.emit(
+            &rec,
+            "commit",
+            &[
+                ("comment", event_comment),
+                ("imageID", img.id.to_string()),
+                ("imageRef", image_ref.clone()),
+            ],
+        );
+        if tag.is_some() {
+            let labels = self.image_labels(&img);
+            self.image_event("tag", &img.id.to_string(), &image_ref, labels);
+        }
+        Ok(img)
+    }
+
+    /// An image's labels, for its events.
+    pub fn image_labels(&self, img: &berth_image::store::ImageRecord) -> HashMap<String, String> {
+        self.images
+            .config_of(img)
+            .ok()
+            .and_then(|c| c.config().as_ref().and_then(|c| c.labels().clone()))
+            .map(|l| l.into_iter().collect())
+            .unwrap_or_default()
     }
 }
 

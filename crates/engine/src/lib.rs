@@ -159,7 +159,7 @@ pub struct EngineConfig {
 /// Something that happened to a container or volume, for `/events`.
 #[derive(Debug, Clone)]
 pub struct Event {
-    /// `container` or `volume`.
+    /// `container`, `image`, `network` or `volume`.
     pub typ: &'static str,
     /// create, start, die, destroy, stop, kill, pause, unpause, rename, attach, ...
     pub action: String,
@@ -375,6 +375,31 @@ impl Engine {
         }
         h.push_back(e.clone());
         let _ = self.events.send(e);
+    }
+
+    /// Publishes an image event as dockerd does: the image's ID as the actor, `name` (the tag
+    /// concerned, else the ID itself) and the image's labels as attributes.
+    pub fn image_event(&self, action: &str, id: &str, name: &str, labels: HashMap<String, String>) {
+        let mut attributes = labels;
+        attributes.insert("name".into(), name.into());
+        self.publish(Event {
+            typ: "image",
+            action: action.into(),
+            id: id.into(),
+            attributes,
+            time_nano: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
+        });
+    }
+
+    /// The event that ends an image prune, with the bytes it freed (no actor, as in dockerd).
+    pub fn image_prune_event(&self, reclaimed: u64) {
+        self.publish(Event {
+            typ: "image",
+            action: "prune".into(),
+            id: String::new(),
+            attributes: [("reclaimed".to_string(), reclaimed.to_string())].into(),
+            time_nano: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
+        });
     }
 
     fn emit(&self, rec: &Record, action: &str, extra: &[(&str, String)]) {
