@@ -1,4 +1,4 @@
-//! The Engine API client: HTTP/1.1 over berthd's unix socket (hyper), JSON in and out,
+//! The Engine API client: HTTP/1.1 over berthd's unix socket or TCP (hyper), JSON in and out,
 //! streamed bodies for loads, saves, logs and events, and hijacked connections for attach
 //! and exec.
 //!
@@ -82,13 +82,47 @@ pub fn status_of(e: &anyhow::Error) -> Option<u16> {
     e.downcast_ref::<ApiError>().map(|a| a.status)
 }
 
-/// A connection to berthd: its socket and the API version both sides speak.
+/// A connection to berthd: where it listens and the API version both sides speak.
 #[derive(Clone)]
 pub struct Api {
     host: String,
-    socket: PathBuf,
+    endpoint: Endpoint,
     version: String,
 }
+
+/// Where berthd listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Unix(PathBuf),
+    /// `host:port`.
+    Tcp(String),
+}
+
+impl Endpoint {
+    /// `unix:///path` or `tcp://host[:port]` (port 2375 by default, as the docker CLI).
+    fn parse(host: &str) -> anyhow::Result<Endpoint> {
+        if let Some(path) = host.strip_prefix("unix://") {
+            return Ok(Endpoint::Unix(PathBuf::from(path)));
+        }
+        if let Some(addr) = host.strip_prefix("tcp://") {
+            let addr = addr.trim_end_matches('/');
+            if addr.is_empty() {
+                anyhow::bail!("invalid host {host:?}: tcp:// needs a host (tcp://host:port)");
+            }
+            let has_port = addr.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']'));
+            return Ok(Endpoint::Tcp(if has_port {
+                addr.to_string()
+            } else {
+                format!("{addr}:2375")
+            }));
+        }
+        anyhow::bail!("invalid host {host:?}: use unix:///path or tcp://host:port")
+    }
+}
+
+/// A connection of either kind.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// A body from bytes.
 pub fn full(data: impl Into<Bytes>) -> Body {
@@ -117,15 +151,13 @@ pub fn query(params: &[(&str, String)]) -> String {
 }
 
 impl Api {
-    /// Connects to berthd at `host` (`unix:///path`) and agrees on an API version with it,
-    /// as the docker CLI does (`_ping`'s `Api-Version`, capped at this client's).
+    /// Connects to berthd at `host` (`unix:///path` or `tcp://host:port`) and agrees on an
+    /// API version with it, as the docker CLI does (`_ping`'s `Api-Version`, capped at this
+    /// client's).
     pub async fn connect(host: &str) -> anyhow::Result<Api> {
-        let Some(path) = host.strip_prefix("unix://") else {
-            anyhow::bail!("invalid host {host:?}: berth connects to unix:///path sockets only");
-        };
         let mut api = Api {
             host: host.to_string(),
-            socket: PathBuf::from(path),
+            endpoint: Endpoint::parse(host)?,
             version: format!("{}.{}", CLIENT_VERSION.0, CLIENT_VERSION.1),
         };
         let resp = api.send(Method::GET, "/_ping", "", None, false).await?;
@@ -161,9 +193,20 @@ impl Api {
         body: Option<(Body, &str)>,
         upgrade: bool,
     ) -> anyhow::Result<Response<Incoming>> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|_| self.cannot_connect())?;
+        let stream: Box<dyn Io> = match &self.endpoint {
+            Endpoint::Unix(p) => Box::new(
+                tokio::net::UnixStream::connect(p)
+                    .await
+                    .map_err(|_| self.cannot_connect())?,
+            ),
+            Endpoint::Tcp(a) => {
+                let s = tokio::net::TcpStream::connect(a)
+                    .await
+                    .map_err(|_| self.cannot_connect())?;
+                let _ = s.set_nodelay(true);
+                Box::new(s)
+            }
+        };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|_| self.cannot_connect())?;
@@ -356,4 +399,32 @@ pub fn seg(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_parse_as_the_docker_cli_takes_them() {
+        assert_eq!(
+            Endpoint::parse("unix:///run/b.sock").unwrap(),
+            Endpoint::Unix("/run/b.sock".into())
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://10.0.0.2:2376").unwrap(),
+            Endpoint::Tcp("10.0.0.2:2376".into())
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://box").unwrap(),
+            Endpoint::Tcp("box:2375".into())
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://[::1]").unwrap(),
+            Endpoint::Tcp("[::1]:2375".into())
+        );
+        for bad in ["tcp://", "ssh://x", "/run/b.sock"] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -67,7 +67,7 @@ use system::{EventsArgs, FormatArgs, SystemCmd};
 #[derive(Parser, Debug)]
 #[command(name = "berth", version, verbatim_doc_comment)]
 struct Opts {
-    /// Daemon socket to connect to
+    /// The daemon to connect to: unix:///path or tcp://host:port
     #[arg(short = 'H', long, env = "BERTH_HOST", default_value = client::DEFAULT_HOST)]
     host: String,
     #[command(subcommand)]

@@ -35,9 +35,10 @@ struct Opts {
     /// Where berth keeps its state (default /var/lib/berth; the store `berth --data-root` uses).
     #[arg(long)]
     root: Option<PathBuf>,
-    /// The socket to listen on (default unix:///run/berth/berth.sock).
+    /// Where to listen, repeatable: unix:///path (default unix:///run/berth/berth.sock) or
+    /// tcp://host:port (unencrypted and unauthenticated: whoever reaches it is root here).
     #[arg(short = 'H', long)]
-    host: Option<String>,
+    host: Vec<String>,
     /// Per-boot state: monitor sockets and the OCI runtime's state (default /run/berth).
     #[arg(long)]
     exec_root: Option<PathBuf>,
@@ -132,12 +133,16 @@ fn main() -> anyhow::Result<()> {
     }
     let root = config::pick("data-root", opts.root.clone(), file.data_root.clone())?
         .unwrap_or_else(|| PathBuf::from("/var/lib/berth"));
-    let host = config::pick(
+    let hosts = config::pick(
         "hosts",
-        opts.host.clone(),
-        file.hosts.as_ref().and_then(|h| h.first().cloned()),
+        Some(opts.host.clone()).filter(|h| !h.is_empty()),
+        file.hosts.clone().filter(|h| !h.is_empty()),
     )?
-    .unwrap_or_else(|| "unix:///run/berth/berth.sock".into());
+    .unwrap_or_else(|| vec!["unix:///run/berth/berth.sock".into()]);
+    let hosts = hosts
+        .iter()
+        .map(|h| parse_host(h))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let exec_root = config::pick("exec-root", opts.exec_root.clone(), file.exec_root.clone())?
         .unwrap_or_else(|| PathBuf::from("/run/berth"));
     let cgroup_parent = config::pick(
@@ -193,11 +198,11 @@ fn main() -> anyhow::Result<()> {
         bip,
         mtu,
     };
-    let Some(socket) = host.strip_prefix("unix://").map(PathBuf::from) else {
-        bail!("--host {host:?}: only unix:///path sockets are supported");
-    };
-    // The socket is claimed first: a second berthd on it stops before touching anything.
-    let listener = claim(&socket)?;
+    // The sockets are claimed first: a second berthd on one stops before touching anything.
+    let listeners = hosts
+        .iter()
+        .map(claim)
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let images = Arc::new(
         berth_image::store::ImageStore::open(&root)
             .with_context(|| format!("open the image store in {}", root.display()))?,
@@ -234,8 +239,7 @@ fn main() -> anyhow::Result<()> {
             .context("SIGHUP handler")?;
         tokio::spawn(reload_on_hup(hup, config_file, explicit, file, reload));
         serve(
-            socket,
-            listener,
+            listeners,
             (term, int),
             Arc::new(api::Daemon { images, engine }),
         )
@@ -331,9 +335,61 @@ fn sibling(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// Listens on `socket` (root and the socket's group only, as dockerd with its docker
-/// group), replacing a socket a killed daemon left; refuses one another berthd serves.
-fn claim(socket: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
+/// A `--host`.
+#[derive(Debug, PartialEq, Eq)]
+enum Host {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+/// Parses a `--host` as dockerd does: `unix:///path`, `tcp://host:port` (host defaults to
+/// 127.0.0.1, port to 2375).
+fn parse_host(h: &str) -> anyhow::Result<Host> {
+    if let Some(path) = h.strip_prefix("unix://") {
+        if !path.starts_with('/') {
+            bail!(
+                "--host {h:?}: a unix socket needs an absolute path (unix:///run/berth/berth.sock)"
+            );
+        }
+        return Ok(Host::Unix(PathBuf::from(path)));
+    }
+    if let Some(addr) = h.strip_prefix("tcp://") {
+        let addr = addr.trim_end_matches('/');
+        let (host, port) = match addr.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => (host, port),
+            _ => (addr, "2375"),
+        };
+        let port: u16 = port
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--host {h:?}: invalid port {port:?}"))?;
+        let host = if host.is_empty() { "127.0.0.1" } else { host };
+        return Ok(Host::Tcp(format!("{host}:{port}")));
+    }
+    bail!("--host {h:?}: use unix:///path or tcp://host:port")
+}
+
+/// A claimed `--host`.
+enum Listener {
+    Unix(PathBuf, std::os::unix::net::UnixListener),
+    Tcp(std::net::TcpListener),
+}
+
+/// Listens on a host. A unix socket is for root and the socket's group only (as dockerd's
+/// with its docker group); one a killed daemon left is replaced, one another berthd serves
+/// is refused.
+fn claim(host: &Host) -> anyhow::Result<Listener> {
+    let socket = match host {
+        Host::Tcp(addr) => {
+            let l = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("listen on tcp://{addr}"))?;
+            l.set_nonblocking(true)?;
+            tracing::warn!(
+                "listening on tcp://{addr} without TLS: anyone who can reach it controls this machine as root"
+            );
+            return Ok(Listener::Tcp(l));
+        }
+        Host::Unix(p) => p,
+    };
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
@@ -348,54 +404,122 @@ fn claim(socket: &Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
         .with_context(|| format!("listen on {}", socket.display()))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
     listener.set_nonblocking(true)?;
-    Ok(listener)
+    Ok(Listener::Unix(socket.clone(), listener))
+}
+
+/// Serves one connection, with upgrades (attach and exec take it over after a 101).
+fn serve_connection<S>(stream: S, app: axum::Router)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper_util::service::TowerToHyperService::new(app);
+    tokio::spawn(async move {
+        let io = hyper_util::rt::TokioIo::new(stream);
+        if let Err(e) = hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, svc)
+            .with_upgrades()
+            .await
+        {
+            tracing::debug!("connection: {e}");
+        }
+    });
 }
 
 async fn serve(
-    socket: PathBuf,
-    listener: std::os::unix::net::UnixListener,
+    listeners: Vec<Listener>,
     (mut term, mut int): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
     daemon: Arc<api::Daemon>,
 ) -> anyhow::Result<()> {
-    // Clients that connected while the state was restored have waited in the backlog.
-    let listener = tokio::net::UnixListener::from_std(listener)?;
-    tracing::info!(socket = %socket.display(), api = api::API_VERSION, "berthd serving");
-    let shutdown = async {
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-        tracing::info!("shutting down");
-    };
     // Connections are served by hyper directly (not axum::serve) so that attach and exec can
-    // take the connection over after a 101 (`with_upgrades`).
+    // take the connection over after a 101 (`with_upgrades`). Clients that connected while
+    // the state was restored have waited in the backlog.
     let app = api::app(daemon);
-    tokio::pin!(shutdown);
-    loop {
-        let conn = tokio::select! {
-            c = listener.accept() => c,
-            _ = &mut shutdown => break,
-        };
-        let (stream, _) = match conn {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                continue;
+    let mut sockets = Vec::new();
+    let mut accepting = tokio::task::JoinSet::new();
+    for l in listeners {
+        let app = app.clone();
+        match l {
+            Listener::Unix(path, l) => {
+                let l = tokio::net::UnixListener::from_std(l)?;
+                tracing::info!(socket = %path.display(), api = api::API_VERSION, "berthd serving");
+                sockets.push(path);
+                accepting.spawn(async move {
+                    loop {
+                        match l.accept().await {
+                            Ok((s, _)) => serve_connection(s, app.clone()),
+                            Err(e) => tracing::warn!("accept: {e}"),
+                        }
+                    }
+                });
             }
-        };
-        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, svc)
-                .with_upgrades()
-                .await
-            {
-                tracing::debug!("connection: {e}");
+            Listener::Tcp(l) => {
+                let l = tokio::net::TcpListener::from_std(l)?;
+                tracing::info!(address = %l.local_addr()?, api = api::API_VERSION, "berthd serving");
+                accepting.spawn(async move {
+                    loop {
+                        match l.accept().await {
+                            Ok((s, _)) => {
+                                let _ = s.set_nodelay(true);
+                                serve_connection(s, app.clone())
+                            }
+                            Err(e) => tracing::warn!("accept: {e}"),
+                        }
+                    }
+                });
             }
-        });
+        }
     }
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("shutting down");
+    accepting.abort_all();
     // Containers keep running under their monitors; the next berthd finds them again.
-    let _ = std::fs::remove_file(&socket);
+    for socket in sockets {
+        let _ = std::fs::remove_file(&socket);
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_parse_as_dockerds() {
+        assert_eq!(
+            parse_host("unix:///run/x.sock").unwrap(),
+            Host::Unix("/run/x.sock".into())
+        );
+        assert_eq!(
+            parse_host("tcp://0.0.0.0:2376").unwrap(),
+            Host::Tcp("0.0.0.0:2376".into())
+        );
+        assert_eq!(
+            parse_host("tcp://").unwrap(),
+            Host::Tcp("127.0.0.1:2375".into())
+        );
+        assert_eq!(
+            parse_host("tcp://:9").unwrap(),
+            Host::Tcp("127.0.0.1:9".into())
+        );
+        assert_eq!(
+            parse_host("tcp://[::1]:7").unwrap(),
+            Host::Tcp("[::1]:7".into())
+        );
+        assert_eq!(
+            parse_host("tcp://[::1]").unwrap(),
+            Host::Tcp("[::1]:2375".into())
+        );
+        for bad in [
+            "unix://rel.sock",
+            "tcp://h:port",
+            "fd://",
+            "/run/x.sock",
+            "tcp://h:99999",
+        ] {
+            assert!(parse_host(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -839,6 +839,53 @@ fn image_changes_are_reported_as_events_as_dockerd_reports_them() {
 }
 
 #[test]
+fn berthd_serves_tcp_hosts_beside_its_socket() {
+    if !berth_testkit::have_docker_cli() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let d = Daemon::start_with(&["--host", &tcp]);
+    d.load_busybox();
+    // The docker CLI over TCP: a run whose output comes through the hijacked attach.
+    let out = d.docker(&["-H", &tcp, "run", "--rm", "busybox", "echo", "over tcp"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "over tcp\n");
+    // berth too; both hosts see the same daemon.
+    d.ok(&["run", "-d", "--name", "seen", "busybox", "sleep", "600"]);
+    let ps = d.berth_ok(&["-H", &tcp, "ps", "--format", "{{.Names}}"]);
+    assert_eq!(ps.trim(), "seen");
+    let out = d.berth(&["-H", &tcp, "exec", "seen", "echo", "exec over tcp"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "exec over tcp\n",
+        "{out:?}"
+    );
+    d.ok(&["rm", "-f", "seen"]);
+    // A port in use is refused with its address named.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = std::process::Command::new(berth_testkit::bin("berthd"))
+        .args(["--root", d.dir.path().join("other").to_str().unwrap()])
+        .args([
+            "--exec-root",
+            d.dir.path().join("other-exec").to_str().unwrap(),
+        ])
+        .args(["--host", &format!("tcp://{addr}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("listen on tcp://{addr}")),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn volumes_keep_data_and_refuse_removal_while_used() {
     let Some(d) = Daemon::with_busybox() else {
         return;
