@@ -1822,6 +1822,65 @@ fn a_new_volume_gets_the_images_content() {
         ]),
         "hostname\nhosts\nresolv.conf\n"
     );
+
+    // What a copy keeps: device nodes, fifos, hard links as links, owners, modes and times.
+    let mut layer = tar::Builder::new(Vec::new());
+    layer.follow_symlinks(false);
+    layer
+        .append_dir_all(".", d.dir.path().join("busybox-rootfs"))
+        .unwrap();
+    let entry = |kind: tar::EntryType, path: &str, mode: u32, body: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_path(path).unwrap();
+        h.set_mode(mode);
+        h.set_uid(7);
+        h.set_gid(8);
+        h.set_mtime(1_000_000_000);
+        h.set_size(body.len() as u64);
+        (h, body.to_vec())
+    };
+    let mut items = vec![
+        entry(tar::EntryType::Directory, "data/", 0o750, b""),
+        entry(tar::EntryType::Directory, "data/sub/", 0o700, b""),
+        entry(tar::EntryType::Regular, "data/f", 0o640, b"hi"),
+        entry(tar::EntryType::Fifo, "data/fifo", 0o600, b""),
+        entry(tar::EntryType::Char, "data/null", 0o666, b""),
+    ];
+    items[4].0.set_device_major(1).unwrap();
+    items[4].0.set_device_minor(3).unwrap();
+    let mut link = entry(tar::EntryType::Link, "data/h", 0o640, b"").0;
+    link.set_link_name("data/f").unwrap();
+    for (mut h, body) in items {
+        h.set_cksum();
+        layer.append(&h, &body[..]).unwrap();
+    }
+    link.set_cksum();
+    layer.append(&link, &b""[..]).unwrap();
+    let layer = layer.into_inner().unwrap();
+    let config = serde_json::json!({"Cmd": ["sh"], "Volumes": {"/data": {}}});
+    let tar = berth_testkit::save_archive(d.dir.path(), &layer, "devs:1", config, "test");
+    d.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "fresh:/data",
+        "devs:1",
+        "sh",
+        "-c",
+        "cd /data && stat -c '%n %F %t,%T %h %u:%g %a %Y' f h fifo null sub . && cat h",
+    ]);
+    assert_eq!(
+        out,
+        "f regular file 0,0 2 7:8 640 1000000000\n\
+         h regular file 0,0 2 7:8 640 1000000000\n\
+         fifo fifo 0,0 1 7:8 600 1000000000\n\
+         null character special file 1,3 1 7:8 666 1000000000\n\
+         sub directory 0,0 2 7:8 700 1000000000\n\
+         . directory 0,0 3 7:8 750 1000000000\n\
+         hi"
+    );
 }
 
 #[test]

@@ -300,8 +300,10 @@ impl Engine {
 }
 
 /// Docker's volume copy-up: a volume that is still empty when first mounted over a directory
-/// the image has gets a copy of that directory (owners, modes, links, times kept). The image
-/// path is resolved inside the rootfs, so an image symlink cannot point the copy elsewhere.
+/// the image has gets a copy of that directory: files, directories, symlinks, hard links (as
+/// links), device nodes and fifos, with owners, modes and modification times (extended
+/// attributes are not copied; sockets are skipped, as tar skips them). The image path is
+/// resolved inside the rootfs, so an image symlink cannot point the copy elsewhere.
 pub(crate) fn copy_up(rootfs: &Path, dst: &str, volume: &Path) -> Result<()> {
     let empty = std::fs::read_dir(volume)
         .map(|mut d| d.next().is_none())
@@ -315,36 +317,78 @@ pub(crate) fn copy_up(rootfs: &Path, dst: &str, volume: &Path) -> Result<()> {
     if !std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir()) {
         return Ok(());
     }
-    copy_tree(&src, volume).map_err(io_err("copy image content into volume", volume))
+    copy_tree(&src, volume, &mut HashMap::new())
+        .map_err(io_err("copy image content into volume", volume))
 }
 
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies the inside of `from` into the existing directory `to`; `links` maps the (device,
+/// inode) of a multiply linked file already copied to its copy.
+fn copy_tree(
+    from: &Path,
+    to: &Path,
+    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+) -> std::io::Result<()> {
+    use rustix::fs::{FileType, Mode, CWD};
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     for e in std::fs::read_dir(from)? {
         let e = e?;
         let (src, dst) = (e.path(), to.join(e.file_name()));
         let m = std::fs::symlink_metadata(&src)?;
         let ft = m.file_type();
+        if !ft.is_dir() && m.nlink() > 1 {
+            if let Some(first) = links.get(&(m.dev(), m.ino())) {
+                std::fs::hard_link(first, &dst)?;
+                continue;
+            }
+            links.insert((m.dev(), m.ino()), dst.clone());
+        }
         if ft.is_dir() {
             std::fs::create_dir(&dst)?;
-            copy_tree(&src, &dst)?;
+            copy_tree(&src, &dst, links)?;
         } else if ft.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
         } else if ft.is_file() {
             std::fs::copy(&src, &dst)?;
         } else {
-            // Device nodes, fifos and sockets are not copied (Docker copies them; an image
-            // rarely has them under a VOLUME).
-            continue;
+            let kind = FileType::from_raw_mode(m.mode());
+            if kind == FileType::Socket {
+                continue;
+            }
+            rustix::fs::mknodat(
+                CWD,
+                &dst,
+                kind,
+                Mode::from_raw_mode(m.mode() & 0o7777),
+                m.rdev(),
+            )?;
         }
         std::os::unix::fs::lchown(&dst, Some(m.uid()), Some(m.gid()))?;
         if !ft.is_symlink() {
             std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
         }
+        set_times(&dst, &m)?;
     }
     let m = std::fs::metadata(from)?;
     std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid()))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(m.mode() & 0o7777))
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
+    // Last: creating the entries changed the directory's times.
+    set_times(to, &m)
+}
+
+/// Gives `path` (not what it links to) the access and modification times of `m`.
+fn set_times(path: &Path, m: &std::fs::Metadata) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, Timespec, Timestamps, CWD};
+    use std::os::unix::fs::MetadataExt;
+    let ts = |sec: i64, nsec: i64| Timespec {
+        tv_sec: sec,
+        tv_nsec: nsec as _,
+    };
+    let times = Timestamps {
+        last_access: ts(m.atime(), m.atime_nsec()),
+        last_modification: ts(m.mtime(), m.mtime_nsec()),
+    };
+    rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
 }
 
 /// Bytes used under a directory (allocated blocks).
