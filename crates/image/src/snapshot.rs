@@ -172,14 +172,17 @@ impl Snapshotter {
             }
         })?;
         let tmp_path = tmp.keep();
-        std::fs::rename(&tmp_path, &dest).map_err(|source| {
+        if let Err(source) = std::fs::rename(&tmp_path, &dest) {
             let _ = std::fs::remove_dir_all(&tmp_path);
-            SnapshotError::Io {
-                what: "rename into",
-                path: dest.clone(),
-                source,
+            // Another load of the same layer got there between the check and the rename.
+            if !dest.exists() {
+                return Err(SnapshotError::Io {
+                    what: "rename into",
+                    path: dest.clone(),
+                    source,
+                });
             }
-        })?;
+        }
         Ok((chain, stats))
     }
 

@@ -91,6 +91,9 @@ pub struct GcStats {
     pub blobs: usize,
     /// Snapshots removed.
     pub snapshots: usize,
+    /// The sweep was put off: a load, import or commit was storing content no record names
+    /// yet. The next collection sweeps what this one would have.
+    pub deferred: bool,
 }
 
 /// The image store under one root.
@@ -125,12 +128,17 @@ impl ImageStore {
     }
 
     /// Loads an archive (`docker save` or OCI layout) and records and tags its images.
+    ///
+    /// Reading the archive (as slow as whoever sends it) holds only the ingest lock, which
+    /// other loads, imports and commits share and which only puts off garbage collection;
+    /// the metadata lock is taken just to record the images at the end.
     pub fn load<R: Read>(
         &self,
         reader: R,
     ) -> Result<Vec<(ImageRecord, Vec<Reference>)>, StoreError> {
-        let _lock = self.lock()?;
+        let _ingest = self.ingest_lock()?;
         let loaded = archive::load(reader, &self.content, &self.snapshots)?;
+        let _lock = self.lock()?;
         let mut out = Vec::new();
         for LoadedImage {
             manifest,
@@ -329,8 +337,25 @@ impl ImageStore {
     }
 
     /// Mark and sweep: every blob and snapshot no image record reaches is removed. A blob or
-    /// snapshot an image needs is never touched.
+    /// snapshot an image needs is never touched, nor one a load, import or commit under way
+    /// has stored for an image it has not recorded yet: while one is, the sweep is put off
+    /// ([`GcStats::deferred`]) rather than waiting for it.
     pub fn gc(&self) -> Result<GcStats, StoreError> {
+        let path = self.root.join("ingest.lock");
+        let ingest = File::create(&path).map_err(|e| meta_err(&path, e))?;
+        match rustix::fs::flock(
+            &ingest,
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        ) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Ok(GcStats {
+                    deferred: true,
+                    ..GcStats::default()
+                })
+            }
+            Err(e) => return Err(meta_err(&path, e.into())),
+        }
         let _lock = self.lock()?;
         let mut blobs: BTreeSet<Digest> = BTreeSet::new();
         let mut snaps: BTreeSet<Digest> = BTreeSet::new();
@@ -398,11 +423,22 @@ impl ImageStore {
         write_durable(&self.root.join("tags.json"), &bytes)
     }
 
+    /// The metadata lock (records and tags), exclusive and held briefly. Never taken
+    /// before the ingest lock, so the two cannot deadlock.
     fn lock(&self) -> Result<File, StoreError> {
-        let path = self.root.join("lock");
+        self.flock("lock", rustix::fs::FlockOperation::LockExclusive)
+    }
+
+    /// The ingest lock, shared: held while content for an image not yet recorded is stored,
+    /// so that garbage collection (which takes it exclusively) leaves that content alone.
+    fn ingest_lock(&self) -> Result<File, StoreError> {
+        self.flock("ingest.lock", rustix::fs::FlockOperation::LockShared)
+    }
+
+    fn flock(&self, name: &str, how: rustix::fs::FlockOperation) -> Result<File, StoreError> {
+        let path = self.root.join(name);
         let f = File::create(&path).map_err(|e| meta_err(&path, e))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| meta_err(&path, e.into()))?;
+        rustix::fs::flock(&f, how).map_err(|e| meta_err(&path, e.into()))?;
         Ok(f)
     }
 }
@@ -581,7 +617,7 @@ impl ImageStore {
                 why: e.to_string(),
             })?;
         }
-        let _lock = self.lock()?;
+        let _ingest = self.ingest_lock()?;
         let (blob, size) = self
             .content
             .write(reader, &crate::content::Expected::default())?;
@@ -614,8 +650,8 @@ impl ImageStore {
     }
 
     /// Stores an image made here (import, commit): its config and an OCI manifest over
-    /// `layers` (descriptors of blobs already stored), the record, the tag. The store lock
-    /// is held by the caller.
+    /// `layers` (descriptors of blobs already stored), the record, the tag. The caller holds
+    /// the ingest lock; the metadata lock is taken here.
     fn add_image(
         &self,
         config: &serde_json::Value,
@@ -634,6 +670,7 @@ impl ImageStore {
         let manifest_digest = self
             .content
             .put(&serde_json::to_vec(&manifest).expect("json"))?;
+        let _lock = self.lock()?;
         let record = ImageRecord {
             id: config_digest,
             manifest: manifest_digest,
@@ -663,7 +700,7 @@ impl ImageStore {
         created_by: &str,
         created: &str,
     ) -> Result<ImageRecord, StoreError> {
-        let _lock = self.lock()?;
+        let _ingest = self.ingest_lock()?;
         let parent_config: serde_json::Value =
             serde_json::from_slice(&self.content.read(&parent.id)?)
                 .map_err(|e| meta_err(&self.content.blob_path(&parent.id), e.into()))?;

@@ -303,3 +303,84 @@ fn import_makes_a_one_layer_image_with_changes() {
     assert!(s.import(&evil[..], None, &[], "t").is_err());
     assert_eq!(s.images().unwrap().len(), 1);
 }
+
+/// A reader that hands out `data` up to `hold` bytes, then waits for a go before the rest:
+/// a client uploading slowly.
+struct Slow {
+    data: Vec<u8>,
+    at: usize,
+    hold: usize,
+    go: Option<std::sync::mpsc::Receiver<()>>,
+    reached: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl std::io::Read for Slow {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.hold {
+            if let Some(tx) = self.reached.take() {
+                let _ = tx.send(());
+            }
+            if let Some(rx) = self.go.take() {
+                let _ = rx.recv();
+            }
+        }
+        let end = if self.at < self.hold {
+            self.hold
+        } else {
+            self.data.len()
+        };
+        let n = buf.len().min(end - self.at);
+        buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_slow_load_holds_up_neither_other_changes_nor_its_own_content() {
+    let (_d, s) = store();
+    let first = s
+        .load(&docker_archive_of(&[base(), app("1")], &["one:1"])[..])
+        .unwrap()[0]
+        .0
+        .clone();
+    let archive = docker_archive_of(&[base(), app("slow")], &["slow:1"]);
+    let (go_tx, go_rx) = std::sync::mpsc::channel();
+    let (reached_tx, reached_rx) = std::sync::mpsc::channel();
+    let slow = Slow {
+        hold: archive.len() * 3 / 4,
+        data: archive,
+        at: 0,
+        go: Some(go_rx),
+        reached: Some(reached_tx),
+    };
+    let loading = {
+        let s = s.clone();
+        std::thread::spawn(move || s.load(slow))
+    };
+    reached_rx.recv().unwrap();
+    // Three quarters in, the load waits for its client. Meanwhile other changes go ahead
+    // at once: a tag, another load, a removal; collection is put off, not waited for.
+    let t0 = std::time::Instant::now();
+    s.tag(&first.id, &"one:2".parse().unwrap()).unwrap();
+    s.load(&docker_archive_of(&[base(), app("2")], &["two:1"])[..])
+        .unwrap();
+    s.remove("two:1", false, NOBODY).unwrap();
+    let stats = s.gc().unwrap();
+    assert!(stats.deferred, "{stats:?}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    // The slow load finishes whole: its layers were not collected from under it.
+    go_tx.send(()).unwrap();
+    let loaded = loading.join().unwrap().unwrap();
+    let img = &loaded[0].0;
+    for c in &img.chain {
+        assert!(s.snapshots().has(c));
+    }
+    assert_eq!(s.resolve("slow:1").unwrap().id, img.id);
+    // Now nothing holds collection off: two's own layer and blobs go.
+    let stats = s.gc().unwrap();
+    assert!(!stats.deferred);
+    assert_eq!(stats.snapshots, 1, "{stats:?}");
+    assert!(s.config_of(img).is_ok());
+    assert!(s.config_of(&first).is_ok());
+}
