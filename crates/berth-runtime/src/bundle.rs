@@ -4,7 +4,7 @@
 //! names the file and the problem. So the bundle is checked here first, and the adjustments
 //! berth makes to a spec (see [`prepare_spec`]) are pure functions with unit tests.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
@@ -182,28 +182,16 @@ pub fn write_spec(spec: &Spec, dir: &Path) -> Result<PathBuf, BundleError> {
     Ok(path)
 }
 
-/// Writes a file so that a crash of this process leaves either the old or the new content,
-/// never a mix: write a temporary sibling, then rename it over `path`.
-///
-/// `durable` adds an fsync before the rename, which is what survives a crash of the *machine*.
-/// Runtime state lives on /run, which does not outlive a reboot, so it skips the fsync (a
-/// few hundred microseconds on every container start on ext4).
+/// Replaces a file atomically; `durable` adds the fsyncs that survive a crash of the
+/// *machine*. Runtime state lives on /run, which does not outlive a reboot, so it skips them
+/// (a few hundred microseconds on every container start on ext4).
 pub fn write_atomic(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    if durable {
-        f.sync_all()?;
-    }
-    drop(f);
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    let d = if durable {
+        berth_atomic::Durability::Durable
+    } else {
+        berth_atomic::Durability::Atomic
+    };
+    berth_atomic::write(path, data, d)
 }
 
 #[cfg(test)]
@@ -278,16 +266,6 @@ mod tests {
         let b = Bundle::load(dir.path()).unwrap();
         assert!(b.spec.root().as_ref().unwrap().path().is_absolute());
         assert!(b.require_process().is_err());
-    }
-
-    #[test]
-    fn write_atomic_replaces_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        write_atomic(&p, b"one", true).unwrap();
-        write_atomic(&p, b"two", false).unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     mod props {

@@ -427,7 +427,8 @@ impl Engine {
     fn persist(&self, rec: &Record) -> Result<()> {
         let path = self.ctr_dir(&rec.id).join("config.v2.json");
         let data = serde_json::to_vec(rec).map_err(|e| EngineError::Internal(e.to_string()))?;
-        berth_monitor::write_atomic(&path, &data).map_err(io_err("write", &path))
+        berth_atomic::write(&path, &data, berth_atomic::Durability::Durable)
+            .map_err(io_err("write", &path))
     }
 
     /// Finds a container by full ID, name (with or without the leading `/`) or unique ID

@@ -77,9 +77,10 @@ impl Engine {
             anonymous,
         };
         let path = dir.join("volume.json");
-        berth_monitor::write_atomic(
+        berth_atomic::write(
             &path,
             &serde_json::to_vec(&rec).map_err(|e| EngineError::Internal(e.to_string()))?,
+            berth_atomic::Durability::Durable,
         )
         .map_err(io_err("write", &path))?;
         self.publish_volume(&name, "create");

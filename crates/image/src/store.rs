@@ -452,18 +452,12 @@ fn meta_err(path: &Path, e: std::io::Error) -> StoreError {
 
 /// Write, fsync, rename, fsync the directory: the file is either old or new after any crash.
 fn write_durable(path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().expect("metadata file has a directory");
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| meta_err(dir, e))?;
-    tmp.write_all(data).map_err(|e| meta_err(tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| meta_err(path, e))?;
-    tmp.persist(path).map_err(|e| meta_err(path, e.error))?;
-    sync_dir(dir)
+    berth_atomic::write(path, data, berth_atomic::Durability::Durable)
+        .map_err(|e| meta_err(path, e))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| meta_err(dir, e))
+    berth_atomic::sync_dir(dir).map_err(|e| meta_err(dir, e))
 }
 
 impl ImageStore {

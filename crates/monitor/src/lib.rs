@@ -20,10 +20,10 @@
 //! 5. When the container exits, the monitor deletes it from the runtime, unmounts its rootfs,
 //!    writes [`Exit`] to [`Config::exit_file`] (atomically), answers the waiters and exits.
 
-use std::io::{self, IoSliceMut, Write};
+use std::io::{self, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -151,25 +151,6 @@ pub fn frame_header(stream: Stream, len: usize) -> [u8; 8] {
     [stream as u8, 0, 0, 0, n[0], n[1], n[2], n[3]]
 }
 
-/// Writes a file so that a crash leaves the old or the new content, never a mix: temporary
-/// sibling, fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
 /// Receives the one file descriptor (a pty master, from an OCI runtime's `--console-socket`)
 /// sent with a message on a connected unix socket. On a non-blocking socket this fails with
 /// `WouldBlock` until the message is there.
@@ -224,15 +205,5 @@ mod tests {
             serde_json::from_str::<Request>(r#""wait""#).unwrap(),
             Request::Wait
         );
-    }
-
-    #[test]
-    fn write_atomic_replaces() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("f");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }

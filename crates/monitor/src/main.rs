@@ -17,9 +17,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_monitor::{
-    frame_header, write_atomic, Config, Exit, LogConfig, Request, Started, Stream,
-};
+use berth_monitor::{frame_header, Config, Exit, LogConfig, Request, Started, Stream};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::process::{Pid, WaitOptions, WaitStatus};
@@ -623,7 +621,11 @@ impl Monitor<'_> {
             Some(Err(e)) => eprintln!("runtime delete: {e}"),
             None => {}
         }
-        write_atomic(&self.cfg.exit_file, &serde_json::to_vec(&exit)?)?;
+        berth_atomic::write(
+            &self.cfg.exit_file,
+            &serde_json::to_vec(&exit)?,
+            berth_atomic::Durability::Durable,
+        )?;
         let _ = std::fs::remove_file(&self.cfg.socket);
         let mut line = serde_json::to_vec(&exit)?;
         line.push(b'\n');
