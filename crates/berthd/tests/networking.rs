@@ -59,7 +59,9 @@ struct Outside {
     far: String,
     server: Option<std::process::Child>,
     _www: tempfile::TempDir,
+    /// The locked slot file and its path, removed on drop.
     _slot: std::fs::File,
+    slot_path: String,
 }
 
 impl Outside {
@@ -102,6 +104,7 @@ impl Outside {
             server: None,
             _www: www,
             _slot: slot,
+            slot_path: format!("/run/berth-test-outside-{n}.lock"),
         };
         for c in [
             format!("ip netns add {ns}"),
@@ -154,14 +157,7 @@ impl Drop for Outside {
             .args(["link", "del", &self.veth])
             .status();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        let n = self
-            .near
-            .rsplit('.')
-            .next()
-            .and_then(|o| o.parse::<u8>().ok());
-        if let Some(n) = n {
-            let _ = std::fs::remove_file(format!("/run/berth-test-outside-{}.lock", n / 4));
-        }
+        let _ = std::fs::remove_file(&self.slot_path);
     }
 }
 

@@ -118,6 +118,25 @@ pub struct Network {
 }
 
 impl Network {
+    /// A bridge network with nothing set but its ID and name, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: &str, name: &str) -> Network {
+        Network {
+            id: id.into(),
+            name: name.into(),
+            driver: "bridge".into(),
+            created: String::new(),
+            internal: false,
+            attachable: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+            bridge: None,
+            pool: None,
+            mtu: None,
+            endpoints: BTreeMap::new(),
+        }
+    }
+
     /// One of Docker's three predefined networks.
     pub fn predefined(&self) -> bool {
         matches!(self.name.as_str(), "bridge" | "host" | "none")
@@ -1125,20 +1144,7 @@ mod tests {
         for bad in ["", "-x", "a b", "ü"] {
             assert!(valid_name(bad).is_err(), "{bad}");
         }
-        let n = |id: &str, name: &str| Network {
-            id: id.into(),
-            name: name.into(),
-            driver: "bridge".into(),
-            created: String::new(),
-            internal: false,
-            attachable: false,
-            labels: BTreeMap::new(),
-            options: BTreeMap::new(),
-            bridge: None,
-            pool: None,
-            mtu: None,
-            endpoints: BTreeMap::new(),
-        };
+        let n = Network::for_test;
         let nets = vec![n("abc1", "one"), n("abc2", "two")];
         assert_eq!(find(&nets, "two").unwrap().id, "abc2");
         assert_eq!(find(&nets, "abc1").unwrap().name, "one");

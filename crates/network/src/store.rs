@@ -113,18 +113,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let pool = crate::Pool::new("10.1.0.0/24".parse().unwrap(), None, None).unwrap();
         let mut n = Network {
-            id: "a".repeat(64),
-            name: "n".into(),
-            driver: "bridge".into(),
-            created: String::new(),
-            internal: false,
-            attachable: false,
-            labels: BTreeMap::new(),
-            options: BTreeMap::new(),
             bridge: Some("b".into()),
             pool: Some(pool),
-            mtu: None,
-            endpoints: BTreeMap::new(),
+            ..Network::for_test(&"a".repeat(64), "n")
         };
         save(d.path(), std::slice::from_ref(&n)).unwrap();
         n.pool
