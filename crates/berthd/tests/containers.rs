@@ -437,30 +437,11 @@ fn exec_with_a_tty_takes_the_terminal_size_and_follows_resizes() {
     d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]);
     // `docker exec -it` in a terminal of 33x101 (script(1) makes the pty): the process's
     // terminal has that size, and input typed reaches it.
-    let mut child = d
-        .cmd_with(
-            "script",
-            &[
-                "-qec",
-                "stty rows 33 cols 101; docker exec -it box sh -c 'stty size; read x; echo got $x'",
-                "/dev/null",
-            ],
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut typing = child.stdin.take().unwrap();
-    // Typed once the exec runs; the input stays open (script ends at its EOF) until the
-    // test process ends.
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        typing.write_all(b"hello\r").unwrap();
-        std::thread::sleep(Duration::from_secs(120));
-        drop(typing);
-    });
-    let out = d.finish(child, "docker exec -it under script");
+    let out = typed_under_script(
+        &d,
+        "stty rows 33 cols 101; docker exec -it box sh -c 'stty size; read x; echo got $x'",
+        b"hello\r",
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("33 101"), "{text}");
     assert!(text.contains("got hello"), "{text}");
@@ -520,27 +501,46 @@ fn exec_with_a_tty_takes_the_terminal_size_and_follows_resizes() {
     assert!(!out.status.success());
 }
 
-/// A hijacked `POST` on the daemon's socket: the status line, and the connection positioned
-/// after the response headers.
-fn hijack(d: &Daemon, path: &str) -> (String, std::os::unix::net::UnixStream) {
+/// A hijacked `POST` (with a JSON `body`) on the daemon's socket: the status line, and the
+/// connection positioned after the response headers.
+fn hijack(d: &Daemon, path: &str, body: &str) -> (String, std::os::unix::net::UnixStream) {
     use std::io::Read;
     let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         s,
-        "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut head = Vec::new();
     let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut b).unwrap() == 0 {
-            break;
-        }
+    while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap() == 1 {
         head.push(b[0]);
     }
     let head = String::from_utf8_lossy(&head).into_owned();
     (head.lines().next().unwrap_or("").to_string(), s)
+}
+
+/// Runs `command` under script(1) (a pty of its own), types `keys` into it once it has had
+/// time to start, and waits for it (at most a minute). The input stays open until the test
+/// process ends: script stops at its EOF.
+fn typed_under_script(d: &Daemon, command: &str, keys: &'static [u8]) -> std::process::Output {
+    let mut child = d
+        .cmd_with("script", &["-qec", command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut typing = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        typing.write_all(keys).unwrap();
+        std::thread::sleep(Duration::from_secs(120));
+        drop(typing);
+    });
+    d.finish(child, command)
 }
 
 /// Reads until the daemon closes the connection (or 20 s pass, which fails the read).
@@ -576,6 +576,7 @@ fn attach_replays_logs_and_detach_keys_let_go() {
     let (status, mut s) = hijack(
         &d,
         "/containers/lg/attach?logs=1&stream=0&stdout=1&stderr=1",
+        "",
     );
     assert!(status.contains("101"), "{status}");
     let out = read_to_close(&mut s);
@@ -585,10 +586,10 @@ fn attach_replays_logs_and_detach_keys_let_go() {
     want.extend_from_slice(b"two\n");
     assert_eq!(out, want);
     // Only stderr asked for.
-    let (_, mut s) = hijack(&d, "/containers/lg/attach?logs=1&stderr=1");
+    let (_, mut s) = hijack(&d, "/containers/lg/attach?logs=1&stderr=1", "");
     assert_eq!(&read_to_close(&mut s)[8..], b"two\n");
     // Neither logs nor stream: nothing, at once (the Python SDK's default attach).
-    let (status, mut s) = hijack(&d, "/containers/lg/attach?stdout=1&stderr=1");
+    let (status, mut s) = hijack(&d, "/containers/lg/attach?stdout=1&stderr=1", "");
     assert!(status.contains("101"), "{status}");
     assert!(read_to_close(&mut s).is_empty());
 
@@ -598,6 +599,7 @@ fn attach_replays_logs_and_detach_keys_let_go() {
     let (_, mut s) = hijack(
         &d,
         "/containers/tt/attach?stream=1&stdin=1&stdout=1&stderr=1",
+        "",
     );
     s.write_all(b"echo $((6*7))\r").unwrap();
     let mut seen = Vec::new();
@@ -634,6 +636,7 @@ fn attach_replays_logs_and_detach_keys_let_go() {
     let (_, mut s) = hijack(
         &d,
         "/containers/rd/attach?stream=1&stdin=1&stdout=1&detachKeys=ctrl-x",
+        "",
     );
     s.write_all(b"\x10\x11ab\x18").unwrap();
     read_to_close(&mut s);
@@ -648,21 +651,7 @@ fn attach_replays_logs_and_detach_keys_let_go() {
         "running"
     );
     // The docker CLI under a terminal detaches the same way.
-    let mut child = d
-        .cmd_with("script", &["-qec", "docker attach tt", "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut typing = child.stdin.take().unwrap();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        typing.write_all(&[0x10, 0x11]).unwrap();
-        std::thread::sleep(Duration::from_secs(120));
-        drop(typing);
-    });
-    let out = d.finish(child, "docker attach under script");
+    let out = typed_under_script(&d, "docker attach tt", &[0x10, 0x11]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("read escape sequence"),
         "{out:?}"
@@ -694,24 +683,11 @@ fn attach_replays_logs_and_detach_keys_let_go() {
         "tt",
         r#"{"Cmd":["sh","-c","read x; echo $x > /tmp/e; sleep 600"],"AttachStdin":true,"AttachStdout":true,"Tty":true}"#,
     );
-    let (status, mut s) = {
-        use std::io::Read;
-        let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let body = r#"{"Detach":false,"Tty":true}"#;
-        write!(
-            s,
-            "POST /exec/{eid}/start HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut head = Vec::new();
-        let mut b = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap() == 1 {
-            head.push(b[0]);
-        }
-        (String::from_utf8_lossy(&head).into_owned(), s)
-    };
+    let (status, mut s) = hijack(
+        &d,
+        &format!("/exec/{eid}/start"),
+        r#"{"Detach":false,"Tty":true}"#,
+    );
     assert!(status.contains("101"), "{status}");
     std::thread::sleep(Duration::from_millis(500));
     s.write_all(b"typed\r\x10\x11").unwrap();
