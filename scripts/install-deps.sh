@@ -33,3 +33,5 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # The test runner: one process per test, per-test timeouts (.config/nextest.toml).
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+# The fuzz targets' driver (libFuzzer; fuzz/run.sh builds them on stable, no sanitizer).
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz

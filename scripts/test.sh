@@ -15,6 +15,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # directory; nextest builds only what test targets name, so build every binary first.
 cargo build --workspace --bins --quiet
 cargo nextest run --workspace --no-tests=fail
+# Every parser of untrusted input under libFuzzer for a short while (fuzz/run.sh).
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash fuzz/run.sh
 # The benchmark is not a test, but a broken benchmark should not wait for someone to run it.
 if ! out=$(BENCH_RUNS=3 bash bench/runtime-start.sh 2>&1); then
     echo "$out"
