@@ -123,6 +123,7 @@ fn whiteouts_hide_lower_files_and_diffs_round_trip() {
     // The container changes things.
     std::fs::remove_file(rootfs.join("etc/b")).unwrap();
     std::fs::write(rootfs.join("etc/new"), "fresh").unwrap();
+    std::fs::hard_link(rootfs.join("etc/new"), rootfs.join("etc/same")).unwrap();
     std::fs::remove_dir_all(rootfs.join("dir")).unwrap();
     std::fs::create_dir(rootfs.join("dir")).unwrap();
     std::fs::write(rootfs.join("dir/only"), "1").unwrap();
@@ -147,7 +148,17 @@ fn whiteouts_hide_lower_files_and_diffs_round_trip() {
     )
     .unwrap();
     let _guard = Mounted(view.clone());
-    assert_eq!(ls(&view.join("etc")), ["c", "new"]);
+    assert_eq!(ls(&view.join("etc")), ["c", "new", "same"]);
+    // The hard link is one in the layer too, not a second copy.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let layer = snaps.layer_dir(&c3);
+        let (a, b) = (
+            std::fs::metadata(layer.join("etc/new")).unwrap(),
+            std::fs::metadata(layer.join("etc/same")).unwrap(),
+        );
+        assert_eq!((a.ino(), a.nlink()), (b.ino(), 2));
+    }
     assert_eq!(
         std::fs::read_to_string(view.join("etc/new")).unwrap(),
         "fresh"
