@@ -48,6 +48,24 @@ fn run_rm_prints_output_and_exits_with_the_containers_code() {
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    // A --rm container's rootfs is never synced to disk (overlayfs `volatile`: its changes
+    // go with it); a kept container's is an ordinary overlay.
+    let root_opts = |rm: bool| {
+        let mut args = vec!["run"];
+        if rm {
+            args.push("--rm");
+        }
+        args.extend(["busybox", "sh", "-c", "grep ' / / ' /proc/self/mountinfo"]);
+        d.ok(&args)
+    };
+    let rm = root_opts(true);
+    assert!(rm.contains("volatile"), "{rm}");
+    let kept = root_opts(false);
+    assert!(
+        kept.contains("overlay") && !kept.contains("volatile"),
+        "{kept}"
+    );
+    d.ok(&["container", "prune", "-f"]);
     // --rm removed them all, and with them their mounts, cgroups and sockets.
     let deadline = Instant::now() + Duration::from_secs(5);
     while !d.ok(&["ps", "-aq"]).is_empty() && Instant::now() < deadline {

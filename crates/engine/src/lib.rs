@@ -999,9 +999,11 @@ impl Engine {
         }
         // A mount left by a crash is replaced.
         let _ = berth_image::snapshot::unmount(&rootfs);
+        // A container removed at its exit needs its changes never synced to disk.
         let upper = berth_image::snapshot::Upper {
             upper: dir.join("diff"),
             work: dir.join("work"),
+            volatile: rec.host_config.auto_remove.unwrap_or(false),
         };
         berth_image::snapshot::mount_overlay(&rootfs, &lowers, Some(&upper))
             .map_err(|e| EngineError::Image(e.into()))

@@ -106,6 +106,7 @@ fn whiteouts_hide_lower_files_and_diffs_round_trip() {
     let upper = Upper {
         upper: work.path().join("upper"),
         work: work.path().join("work"),
+        volatile: false,
     };
     for d in [&rootfs, &upper.upper, &upper.work] {
         std::fs::create_dir(d).unwrap();
@@ -190,4 +191,35 @@ fn missing_parent_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("parent snapshot"), "{err}");
     assert!(snaps.list().is_empty());
+}
+
+#[test]
+fn a_volatile_upper_mounts_again_after_it_was_used() {
+    let work = tempfile::tempdir().unwrap();
+    let lower = work.path().join("lower");
+    let upper = Upper {
+        upper: work.path().join("upper"),
+        work: work.path().join("work"),
+        volatile: true,
+    };
+    let target = work.path().join("m");
+    for d in [&lower, &upper.upper, &upper.work, &target] {
+        std::fs::create_dir(d).unwrap();
+    }
+    std::fs::write(lower.join("base"), "b").unwrap();
+    for round in 0..2 {
+        mount_overlay(&target, std::slice::from_ref(&lower), Some(&upper)).unwrap();
+        let guard = Mounted(target.clone());
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let line = info
+            .lines()
+            .find(|l| l.contains(target.to_str().unwrap()))
+            .unwrap();
+        assert!(line.contains("volatile"), "{line}");
+        std::fs::write(target.join(format!("r{round}")), "x").unwrap();
+        drop(guard);
+        // overlayfs marks the work dir; the next mount must still succeed.
+        assert!(upper.work.join("work/incompat/volatile").exists());
+    }
+    assert_eq!(ls(&upper.upper), ["r0", "r1"]);
 }
