@@ -699,7 +699,7 @@ fn attach_replays_logs_and_detach_keys_let_go() {
     let eid = exec_id(
         &d,
         "tt",
-        r#"{"Cmd":["sh","-c","read x; echo $x > /tmp/e; sleep 600"],"AttachStdin":true,"AttachStdout":true,"Tty":true}"#,
+        r#"{"Cmd":["sh","-c","read x; echo $x > /tmp/e; head -c 1000000 /dev/zero; echo > /tmp/done; sleep 600"],"AttachStdin":true,"AttachStdout":true,"Tty":true}"#,
     );
     let (status, mut s) = hijack(
         &d,
@@ -717,6 +717,20 @@ fn attach_replays_logs_and_detach_keys_let_go() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(d.ok(&["exec", "tt", "cat", "/tmp/e"]), "typed\n");
+    // Its output after the detach (1 MB, far more than a pty holds) is drained, not left to
+    // block it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !d
+        .docker(&["exec", "tt", "test", "-e", "/tmp/done"])
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the detached exec blocked on its output"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (_, inspect) = d.request("GET", &format!("/exec/{eid}/json"), "");
     assert!(inspect.contains("\"Running\":true"), "{inspect}");
     d.ok(&["rm", "-f", "tt", "rd", id]);

@@ -291,18 +291,20 @@ impl Engine {
             tokio::spawn(async move {
                 let mut r = r;
                 let mut buf = vec![0u8; 32 * 1024];
+                // Once the client is gone (it detached), the output is still read, and
+                // dropped, so the process never blocks on a full pipe.
+                let mut gone = false;
                 loop {
                     let n = match r.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
+                    if gone {
+                        continue;
+                    }
                     let mut w = out.lock().await;
-                    if !tty && w.write_all(&frame_header(stream, n)).await.is_err() {
-                        break;
-                    }
-                    if w.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
+                    gone = (!tty && w.write_all(&frame_header(stream, n)).await.is_err())
+                        || w.write_all(&buf[..n]).await.is_err();
                 }
             })
         };
@@ -340,10 +342,15 @@ impl Engine {
                 let out = to_client.clone();
                 pty_out = Some(tokio::spawn(async move {
                     let mut buf = vec![0u8; 32 * 1024];
-                    // Ends with EIO once the last holder of the pty's other side is gone.
+                    // Ends with EIO once the last holder of the pty's other side is gone;
+                    // output after the client left (detached) is read and dropped.
+                    let mut gone = false;
                     while let Ok(n) = pty_read(&master, &mut buf).await {
-                        if n == 0 || out.lock().await.write_all(&buf[..n]).await.is_err() {
+                        if n == 0 {
                             break;
+                        }
+                        if !gone {
+                            gone = out.lock().await.write_all(&buf[..n]).await.is_err();
                         }
                     }
                 }));
