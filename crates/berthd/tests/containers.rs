@@ -455,6 +455,10 @@ fn exec_with_a_tty_takes_the_terminal_size_and_follows_resizes() {
     d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]);
     // `docker exec -it` in a terminal of 33x101 (script(1) makes the pty): the process's
     // terminal has that size, and input typed reaches it.
+    // A process that ends at once still has its output delivered through its tty.
+    for _ in 0..10 {
+        assert_eq!(d.ok(&["exec", "-t", "box", "echo", "quick"]), "quick\r\n");
+    }
     let out = typed_under_script(
         &d,
         "stty rows 33 cols 101; docker exec -it box sh -c 'stty size; read x; echo got $x'",

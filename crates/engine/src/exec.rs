@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use berth_monitor::{frame_header, Stream};
 use bollard_stubs::models::ExecConfig;
@@ -311,10 +312,19 @@ impl Engine {
         let mut pty_out = None;
         if let Some((listener, path)) = console {
             let master = tokio::select! {
-                m = receive_pty(&listener) => m.map_err(|e| tracing::warn!("exec {id}: no terminal from the runtime: {e}")).ok(),
-                // The runtime failed before it sent one; its stderr says why.
-                _ = child.wait() => None,
-            };
+                biased;
+                m = receive_pty(&listener) => m,
+                // The runtime exited: it may have sent the terminal first (a process that
+                // ends at once), still waiting to be taken; or it failed before, and its
+                // stderr says why.
+                _ = child.wait() => {
+                    tokio::time::timeout(Duration::from_millis(200), receive_pty(&listener))
+                        .await
+                        .unwrap_or_else(|_| Err(io::Error::other("the runtime exited without one")))
+                }
+            }
+            .map_err(|e| tracing::debug!("exec {id}: no terminal from the runtime: {e}"))
+            .ok();
             drop(listener);
             let _ = std::fs::remove_file(&path);
             if let Some(master) = master {
