@@ -102,6 +102,30 @@ pub struct ImageStore {
     root: PathBuf,
     content: ContentStore,
     snapshots: Snapshotter,
+    /// A collection was put off by an ingest in this process: the last ingest to finish runs
+    /// it (one put off by another process's ingest waits for the next rmi or prune).
+    gc_pending: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The shared ingest lock, held while a load, import or commit stores content; released,
+/// it runs a collection that was put off meanwhile.
+struct Ingest<'a> {
+    store: &'a ImageStore,
+    lock: Option<File>,
+}
+
+impl Drop for Ingest<'_> {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        if self
+            .store
+            .gc_pending
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            // Best effort: another ingest still running puts it off again.
+            let _ = self.store.gc();
+        }
+    }
 }
 
 impl ImageStore {
@@ -114,6 +138,7 @@ impl ImageStore {
             content: ContentStore::open(root.join("content"))?,
             snapshots: Snapshotter::open(root.join("snapshots"))?,
             root,
+            gc_pending: Default::default(),
         })
     }
 
@@ -349,10 +374,12 @@ impl ImageStore {
         ) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {
+                self.gc_pending
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 return Ok(GcStats {
                     deferred: true,
                     ..GcStats::default()
-                })
+                });
             }
             Err(e) => return Err(meta_err(&path, e.into())),
         }
@@ -431,8 +458,12 @@ impl ImageStore {
 
     /// The ingest lock, shared: held while content for an image not yet recorded is stored,
     /// so that garbage collection (which takes it exclusively) leaves that content alone.
-    fn ingest_lock(&self) -> Result<File, StoreError> {
-        self.flock("ingest.lock", rustix::fs::FlockOperation::LockShared)
+    fn ingest_lock(&self) -> Result<Ingest<'_>, StoreError> {
+        let lock = self.flock("ingest.lock", rustix::fs::FlockOperation::LockShared)?;
+        Ok(Ingest {
+            store: self,
+            lock: Some(lock),
+        })
     }
 
     fn flock(&self, name: &str, how: rustix::fs::FlockOperation) -> Result<File, StoreError> {
