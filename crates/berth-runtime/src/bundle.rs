@@ -178,20 +178,15 @@ pub fn write_spec(spec: &Spec, dir: &Path) -> Result<PathBuf, BundleError> {
         source,
     };
     let json = serde_json::to_vec(spec).map_err(|e| werr(e.into()))?;
-    write_atomic(&path, &json, false).map_err(werr)?;
+    write_atomic(&path, &json).map_err(werr)?;
     Ok(path)
 }
 
-/// Replaces a file atomically; `durable` adds the fsyncs that survive a crash of the
-/// *machine*. Runtime state lives on /run, which does not outlive a reboot, so it skips them
-/// (a few hundred microseconds on every container start on ext4).
-pub fn write_atomic(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
-    let d = if durable {
-        berth_atomic::Durability::Durable
-    } else {
-        berth_atomic::Durability::Atomic
-    };
-    berth_atomic::write(path, data, d)
+/// Replaces a file atomically, without fsync: runtime state lives on /run, which does not
+/// outlive a reboot, so the fsyncs that survive a crash of the machine would only cost every
+/// container start a few hundred microseconds on ext4.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    berth_atomic::write(path, data, berth_atomic::Durability::Atomic)
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ impl Runtime {
                 let proc = tty_process(&bundle, opts)?;
                 let json =
                     serde_json::to_vec(&proc).map_err(|e| RuntimeError::io(&path)(e.into()))?;
-                bundle::write_atomic(&path, &json, false).map_err(RuntimeError::io(&path))?;
+                bundle::write_atomic(&path, &json).map_err(RuntimeError::io(&path))?;
                 generated = Some(path.clone());
                 Some(path)
             }

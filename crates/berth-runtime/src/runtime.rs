@@ -523,7 +523,7 @@ fn save_state(c: &Container) -> Result<()> {
         path: path.clone(),
         source: e.into(),
     })?;
-    bundle::write_atomic(&path, &json, false).map_err(RuntimeError::io(&path))
+    bundle::write_atomic(&path, &json).map_err(RuntimeError::io(&path))
 }
 
 /// Renders a container's state the way `runc state` does.

@@ -38,8 +38,7 @@ pub fn prepare(root: &Path, seccomp: &LinuxSeccomp) {
         Ok(b) if !b.is_empty() && b.len() % 8 == 0 => b,
         _ => match lc::compile_bpf(seccomp) {
             Ok(b) => {
-                let stored =
-                    std::fs::create_dir_all(&dir).and_then(|_| write_atomic(&path, &b, false));
+                let stored = std::fs::create_dir_all(&dir).and_then(|_| write_atomic(&path, &b));
                 if let Err(e) = stored {
                     tracing::debug!(%e, path = %path.display(), "seccomp filter not cached");
                 }

@@ -543,6 +543,11 @@ fn image_removal_events(
     for _ in untagged {
         d.engine.image_event("untag", &id, &id, labels.clone());
     }
+    image_delete_events(d, deleted);
+}
+
+/// A `delete` event per image removed (no labels: the image is gone).
+fn image_delete_events(d: &Daemon, deleted: &[Digest]) {
     for x in deleted {
         let x = x.to_string();
         d.engine.image_event("delete", &x, &x, Default::default());
@@ -789,10 +794,7 @@ async fn prune_images(
             }
         }
         let (removed, _) = d.images.prune_dangling(&in_use)?;
-        for x in &removed {
-            let x = x.to_string();
-            d.engine.image_event("delete", &x, &x, Default::default());
-        }
+        image_delete_events(&d, &removed);
         deleted.extend(removed.iter().map(|x| json!({"Deleted": x.to_string()})));
         let freed = before.saturating_sub(total(&d));
         d.engine.image_prune_event(freed);

@@ -474,28 +474,20 @@ fn exec_with_a_tty_takes_the_terminal_size_and_follows_resizes() {
         "box",
         r#"{"Cmd":["sh","-c","stty size; sleep 1; stty size"],"Tty":true,"AttachStdout":true}"#,
     );
-    let start = {
-        let d_sock = d.socket();
-        let id = id.clone();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut s = std::os::unix::net::UnixStream::connect(d_sock).unwrap();
-            let body = r#"{"Detach":false,"Tty":true,"ConsoleSize":[10,20]}"#;
-            write!(
-                s,
-                "POST /exec/{id}/start HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
+    let out = std::thread::scope(|scope| {
+        let start = scope.spawn(|| {
+            d.request(
+                "POST",
+                &format!("/exec/{id}/start"),
+                r#"{"Detach":false,"Tty":true,"ConsoleSize":[10,20]}"#,
             )
-            .unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            out
-        })
-    };
-    std::thread::sleep(Duration::from_millis(500));
-    let (code, body) = d.request("POST", &format!("/exec/{id}/resize?h=40&w=120"), "");
-    assert_eq!(code, 200, "{body}");
-    let out = start.join().unwrap();
+            .1
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let (code, body) = d.request("POST", &format!("/exec/{id}/resize?h=40&w=120"), "");
+        assert_eq!(code, 200, "{body}");
+        start.join().unwrap()
+    });
     let sizes: Vec<&str> = out
         .lines()
         .filter(|l| l.contains(' ') && l.trim().split(' ').all(|n| n.parse::<u16>().is_ok()))
@@ -881,15 +873,21 @@ fn berthd_serves_tcp_hosts_beside_its_socket() {
     // A port in use is refused with its address named.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let out = std::process::Command::new(berth_testkit::bin("berthd"))
+    // Bounded, and on this daemon's network prefix: were the port not refused first, the
+    // prefix's lock would stop it before it made anything on the host.
+    let other = std::process::Command::new(berth_testkit::bin("berthd"))
         .args(["--root", d.dir.path().join("other").to_str().unwrap()])
         .args([
             "--exec-root",
             d.dir.path().join("other-exec").to_str().unwrap(),
         ])
         .args(["--host", &format!("tcp://{addr}")])
-        .output()
+        .args(["--network-prefix", &d.net_prefix()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let out = d.finish(other, "a berthd on a taken port");
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!("listen on tcp://{addr}")),
