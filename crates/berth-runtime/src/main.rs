@@ -66,6 +66,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     sealed::name_after_argv0();
+    protect_early();
     let opts = Opts::parse();
     if let Err(msg) = logging::init(
         opts.global.log.as_deref(),
@@ -82,6 +83,24 @@ fn main() -> ExitCode {
             eprintln!("berth-runtime: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The commands that fork a process into a container, and therefore must run from a binary
+/// no container can write (see [`sealed::ensure_protected`]).
+const PROTECTED_COMMANDS: [&str; 3] = ["create", "run", "exec"];
+
+/// Re-executes from the protected copy before anything else when the command line looks like
+/// one of [`PROTECTED_COMMANDS`], so the discarded first image does not parse arguments or set
+/// up logging for nothing. Only an optimisation: a word that merely looks like the command
+/// (an option's value) costs one needless re-exec, a miss or an error is left to the check each
+/// of those commands makes after parsing, which reports failures properly.
+fn protect_early() {
+    let looks_protected = std::env::args_os()
+        .skip(1)
+        .any(|a| PROTECTED_COMMANDS.iter().any(|c| a == *c));
+    if looks_protected {
+        let _ = sealed::ensure_protected();
     }
 }
 
