@@ -77,6 +77,56 @@ fn container_cannot_overwrite_runtime_through_proc_exe() {
     assert_eq!(sha256_of(BIN), before, "the runtime binary changed");
 }
 
+/// The protection is taken without a second exec: the runtime maps its protected copy over
+/// itself (crates/seal). What a container could reach must then be exactly what a re-exec
+/// would leave: the init of a created container maps nothing of the host binary (by device
+/// and inode, so no path trick hides it) and its exe is on the read-only overlay; and it was
+/// not re-executed (a re-exec leaves its marker in the exec-time environment).
+#[test]
+fn runtime_is_protected_in_place_and_maps_nothing_of_the_host_binary() {
+    use std::os::unix::fs::MetadataExt;
+    let host = std::fs::metadata(BIN).unwrap();
+    let host_dev = format!(
+        "{:02x}:{:02x}",
+        libc::major(host.dev()),
+        libc::minor(host.dev())
+    );
+    let victim = Ctr::new("inplace", &["true"]);
+    let out = victim.create();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = victim.pid();
+
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let of_host: Vec<&str> = maps
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 5 && f[3] == host_dev && f[4] == host.ino().to_string()
+        })
+        .collect();
+    assert!(
+        of_host.is_empty(),
+        "the init maps the host binary: {of_host:?}"
+    );
+    let exe = std::fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(
+        exe.ino(),
+        host.ino(),
+        "the exe is the same binary, seen through the overlay"
+    );
+    assert_ne!(
+        exe.dev(),
+        host.dev(),
+        "the exe is not the host's file itself"
+    );
+
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&environ).contains("_BERTH_RUNTIME_SEALED"),
+        "the runtime re-executed itself instead of protecting itself in place"
+    );
+}
+
 /// CVE-2024-21626: no host file descriptor and no host working directory reach the container
 /// process; only stdio and `--preserve-fds` survive.
 #[test]
