@@ -55,14 +55,6 @@ pub enum BundleError {
     /// The root filesystem directory does not exist.
     #[error("rootfs {0}: no such directory")]
     NoRootfs(PathBuf),
-    /// Writing the prepared spec failed.
-    #[error("write prepared spec {path}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
-    },
 }
 
 /// A loaded bundle: its canonical path and its parsed, checked config.
@@ -168,18 +160,6 @@ pub fn prepare_spec(spec: &mut Spec, id: &str) {
         linux.set_cgroups_path(Some(default_cgroups_path(id)));
     }
     spec.set_linux(Some(linux));
-}
-
-/// Writes `spec` to `dir/config.json` atomically (write, rename; a scratch copy needs no fsync).
-pub fn write_spec(spec: &Spec, dir: &Path) -> Result<PathBuf, BundleError> {
-    let path = dir.join("config.json");
-    let werr = |source| BundleError::Write {
-        path: path.clone(),
-        source,
-    };
-    let json = serde_json::to_vec(spec).map_err(|e| werr(e.into()))?;
-    write_atomic(&path, &json).map_err(werr)?;
-    Ok(path)
 }
 
 /// Replaces a file atomically, without fsync: runtime state lives on /run, which does not

@@ -9,6 +9,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
+use oci_spec::runtime::Spec;
 use serde::Serialize;
 
 use crate::bundle::{self, Bundle};
@@ -163,10 +164,9 @@ impl Runtime {
     /// Creates a container from a bundle: namespaces, cgroups, mounts and the init process,
     /// which then waits for [`Runtime::start`].
     ///
-    /// berth adjusts the spec before libcontainer reads it (see [`bundle::prepare_spec`]), so
-    /// libcontainer is given a prepared copy of `config.json` in `<root>/.prepared-<id>`; the
-    /// state records the user's bundle. On any failure everything made so far (state
-    /// directory, cgroups, processes) is removed again.
+    /// berth adjusts the spec before libcontainer reads it (see [`bundle::prepare_spec`]) and
+    /// hands libcontainer the result in memory; the state records the user's bundle. On any
+    /// failure everything made so far (state directory, cgroups, processes) is removed again.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Created> {
         check_id(id)?;
         let mut bundle = Bundle::load(&opts.bundle)?;
@@ -203,18 +203,8 @@ impl Runtime {
             opts.detach |= wants_terminal && opts.console_socket.is_some();
             None
         };
-        let prepared = self.root.join(format!(".prepared-{id}"));
-        std::fs::create_dir_all(&prepared).map_err(RuntimeError::io(&prepared))?;
-        let result = bundle::write_spec(&bundle.spec, &prepared)
-            .map_err(RuntimeError::from)
-            .and_then(|_| self.build(id, &prepared, &opts));
-        let _ = std::fs::remove_dir_all(&prepared);
-        match result {
-            Ok(mut container) => {
-                container.state.bundle = bundle.path.clone();
-                save_state(&container)?;
-                Ok(Created { container, console })
-            }
+        match self.build(id, &bundle.path, bundle.spec, &opts) {
+            Ok(container) => Ok(Created { container, console }),
             Err(e) => {
                 self.remove_leftovers(id);
                 Err(e)
@@ -222,7 +212,13 @@ impl Runtime {
         }
     }
 
-    fn build(&self, id: &str, prepared: &Path, opts: &CreateOptions) -> Result<Container> {
+    fn build(
+        &self,
+        id: &str,
+        bundle: &Path,
+        spec: Spec,
+        opts: &CreateOptions,
+    ) -> Result<Container> {
         ContainerBuilder::new(id.to_string(), SyscallType::default())
             .with_root_path(&self.root)
             .and_then(|b| b.with_pid_file(opts.pid_file.as_ref()))
@@ -232,7 +228,8 @@ impl Runtime {
             })
             .and_then(|b| b.validate_id())
             .and_then(|b| {
-                b.as_init(prepared)
+                b.as_init(bundle)
+                    .with_spec(spec)
                     .with_systemd(false)
                     .with_detach(opts.detach)
                     .with_no_pivot(opts.no_pivot)
@@ -514,16 +511,6 @@ fn wait_exit(pidfd: &std::os::fd::OwnedFd, limit: std::time::Duration) {
     if let Err(e) = poll(&mut fds, Some(&timeout)) {
         tracing::warn!(%e, "waiting for the container process to exit");
     }
-}
-
-/// Writes the container's state.json atomically (libcontainer truncates and rewrites in place).
-fn save_state(c: &Container) -> Result<()> {
-    let path = c.root.join("state.json");
-    let json = serde_json::to_vec(&c.state).map_err(|e| RuntimeError::Io {
-        path: path.clone(),
-        source: e.into(),
-    })?;
-    bundle::write_atomic(&path, &json).map_err(RuntimeError::io(&path))
 }
 
 /// Renders a container's state the way `runc state` does.

@@ -25,6 +25,8 @@ pub struct InitContainerBuilder {
     detached: bool,
     no_pivot: bool,
     as_sibling: bool,
+    // berth patch: a spec given by the caller instead of the bundle's config.json.
+    spec: Option<Spec>,
 }
 
 impl InitContainerBuilder {
@@ -38,6 +40,7 @@ impl InitContainerBuilder {
             detached: true,
             no_pivot: false,
             as_sibling: false,
+            spec: None,
         }
     }
 
@@ -69,6 +72,14 @@ impl InitContainerBuilder {
     /// Replaces the bundle set by [`ContainerBuilder::as_init`].  
     pub fn with_bundle<P: Into<PathBuf>>(mut self, bundle: P) -> Self {
         self.bundle = bundle.into();
+        self
+    }
+
+    /// berth patch: uses `spec` instead of reading the bundle's `config.json` (a caller that
+    /// adjusts the spec need not write it to a file for libcontainer to read back). It is
+    /// validated, and its root resolved against the bundle, as a loaded one is.
+    pub fn with_spec(mut self, spec: Spec) -> Self {
+        self.spec = Some(spec);
         self
     }
 
@@ -164,8 +175,10 @@ impl InitContainerBuilder {
     }
 
     fn load_spec(&self) -> Result<Spec, LibcontainerError> {
-        let source_spec_path = self.bundle.join("config.json");
-        let mut spec = Spec::load(source_spec_path)?;
+        let mut spec = match &self.spec {
+            Some(spec) => spec.clone(),
+            None => Spec::load(self.bundle.join("config.json"))?,
+        };
         Self::validate_spec(&spec)?;
 
         spec.canonicalize_rootfs(&self.bundle).map_err(|err| {
