@@ -35,8 +35,16 @@ web.reload()
 assert web.status == "running", web.status
 assert web.attrs["Config"]["Labels"]["role"] == "test"
 # attach: logs=True replays the output so far and returns (no stream); the default returns
-# at once with nothing, as against dockerd.
-assert web.attach(logs=True) == b"ready\n", web.attach(logs=True)
+# at once with nothing, as against dockerd. docker-py reads the upgraded connection past its
+# own 8 KB read-ahead of the 101 response, so output the server sends right behind the 101
+# can be lost on the client's side (docker/docker-py#2466, seen against dockerd too): each
+# call must return, and one of a few must bring the log.
+replays = []
+for _ in range(6):
+    replays.append(web.attach(logs=True))
+    if replays[-1] == b"ready\n":
+        break
+assert replays[-1] == b"ready\n" and set(replays) <= {b"", b"ready\n"}, replays
 assert web.attach() == b""
 code, out = web.exec_run(["sh", "-c", "echo from-exec; exit 4"])
 assert (code, out) == (4, b"from-exec\n"), (code, out)
