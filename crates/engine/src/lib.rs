@@ -1101,6 +1101,7 @@ impl Engine {
             bundle: dir.clone(),
             socket: self.socket(&rec.id),
             exit_file: dir.join("exit.json"),
+            durable_exit: !rec.host_config.auto_remove.unwrap_or(false),
             pid_file: dir.join("init.pid"),
             tty: rec.config.tty.unwrap_or(false),
             open_stdin: rec.config.open_stdin.unwrap_or(false),

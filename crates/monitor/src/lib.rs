@@ -56,6 +56,12 @@ pub struct Config {
     pub socket: PathBuf,
     /// Where the container's exit status is written.
     pub exit_file: PathBuf,
+    /// Whether [`Config::exit_file`] must survive a crash of the machine (fsynced). Off for
+    /// containers removed when they exit (`--rm`): nothing reads their status after a reboot
+    /// (the engine removes a `--rm` container it finds dead), and the two fsyncs cost every
+    /// such exit ~0.6 ms. Written atomically either way, so a restarted engine reads it.
+    #[serde(default = "durable_by_default")]
+    pub durable_exit: bool,
     /// Where the runtime writes the init's pid.
     pub pid_file: PathBuf,
     /// The process has a terminal.
@@ -70,6 +76,10 @@ pub struct Config {
     pub rootfs_mount: Option<PathBuf>,
     /// The container's cgroup, relative to each hierarchy's root (for the OOM check).
     pub cgroup: PathBuf,
+}
+
+fn durable_by_default() -> bool {
+    true
 }
 
 /// Docker's json-file log driver settings.

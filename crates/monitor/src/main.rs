@@ -624,7 +624,11 @@ impl Monitor<'_> {
         berth_atomic::write(
             &self.cfg.exit_file,
             &serde_json::to_vec(&exit)?,
-            berth_atomic::Durability::Durable,
+            if self.cfg.durable_exit {
+                berth_atomic::Durability::Durable
+            } else {
+                berth_atomic::Durability::Atomic
+            },
         )?;
         let _ = std::fs::remove_file(&self.cfg.socket);
         let mut line = serde_json::to_vec(&exit)?;
