@@ -112,8 +112,10 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
     )
 }
 
-/// `/v1.44/images/json` -> `/images/json`.
+/// `/v1.44/images/json` -> `/images/json`. Logs each request at debug level as dockerd does
+/// (`Calling POST /v1.44/containers/create`).
 fn strip_version(mut req: Request) -> Request {
+    tracing::debug!("Calling {} {}", req.method(), req.uri().path());
     let path = req.uri().path();
     if let Some(rest) = path.strip_prefix("/v") {
         if let Some(slash) = rest.find('/') {
