@@ -11,9 +11,9 @@
 //! a container can reach it except through the exe link, and every open for writing fails with
 //! EROFS. We do not even re-exec from it when we can avoid it: [`ensure_protected`] maps the
 //! protected copy over the running image, page for identical page, and points the process's
-//! exe link at it (`PR_SET_MM_EXE_FILE`, as CRIU does), which costs a few syscalls instead of
-//! a second process start (measured: 1.3 ms per container start on these VMs). Where that is
-//! not possible (more than one thread, no CAP_SYS_RESOURCE, a kernel that refuses), we re-exec
+//! exe link at it (`PR_SET_MM_MAP`, as CRIU does), which costs a few syscalls instead of a
+//! second process start (measured: 1.3 ms per container start on these VMs). Where that is
+//! not possible (more than one thread, no CAP_SYS_ADMIN, a kernel that refuses), we re-exec
 //! from the overlay: one small mount plus one exec.
 //!
 //! When overlayfs is not available (no CAP_SYS_ADMIN, old kernel) we fall back to the sealed
