@@ -425,6 +425,21 @@ where
     });
 }
 
+/// Serves every connection `accept` yields, for ever (until the task is aborted).
+async fn accept_loop<S, F, Fut>(app: axum::Router, mut accept: F)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<S>>,
+{
+    loop {
+        match accept().await {
+            Ok(s) => serve_connection(s, app.clone()),
+            Err(e) => tracing::warn!("accept: {e}"),
+        }
+    }
+}
+
 async fn serve(
     listeners: Vec<Listener>,
     (mut term, mut int): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
@@ -440,32 +455,25 @@ async fn serve(
         let app = app.clone();
         match l {
             Listener::Unix(path, l) => {
-                let l = tokio::net::UnixListener::from_std(l)?;
+                let l = Arc::new(tokio::net::UnixListener::from_std(l)?);
                 tracing::info!(socket = %path.display(), api = api::API_VERSION, "berthd serving");
                 sockets.push(path);
-                accepting.spawn(async move {
-                    loop {
-                        match l.accept().await {
-                            Ok((s, _)) => serve_connection(s, app.clone()),
-                            Err(e) => tracing::warn!("accept: {e}"),
-                        }
-                    }
-                });
+                accepting.spawn(accept_loop(app, move || {
+                    let l = l.clone();
+                    async move { l.accept().await.map(|(s, _)| s) }
+                }));
             }
             Listener::Tcp(l) => {
-                let l = tokio::net::TcpListener::from_std(l)?;
+                let l = Arc::new(tokio::net::TcpListener::from_std(l)?);
                 tracing::info!(address = %l.local_addr()?, api = api::API_VERSION, "berthd serving");
-                accepting.spawn(async move {
-                    loop {
-                        match l.accept().await {
-                            Ok((s, _)) => {
-                                let _ = s.set_nodelay(true);
-                                serve_connection(s, app.clone())
-                            }
-                            Err(e) => tracing::warn!("accept: {e}"),
-                        }
+                accepting.spawn(accept_loop(app, move || {
+                    let l = l.clone();
+                    async move {
+                        let (s, _) = l.accept().await?;
+                        let _ = s.set_nodelay(true);
+                        Ok(s)
                     }
-                });
+                }));
             }
         }
     }
