@@ -90,11 +90,11 @@ fn main() -> ExitCode {
 /// no container can write (see [`sealed::ensure_protected`]).
 const PROTECTED_COMMANDS: [&str; 3] = ["create", "run", "exec"];
 
-/// Re-executes from the protected copy before anything else when the command line looks like
-/// one of [`PROTECTED_COMMANDS`], so the discarded first image does not parse arguments or set
-/// up logging for nothing. Only an optimisation: a word that merely looks like the command
-/// (an option's value) costs one needless re-exec, a miss or an error is left to the check each
-/// of those commands makes after parsing, which reports failures properly.
+/// Moves onto the protected copy (in place, or by a re-exec) before anything else when the
+/// command line looks like one of [`PROTECTED_COMMANDS`], so that a re-exec does not discard
+/// parsed arguments and a set-up logger. Only an optimisation: a word that merely looks like
+/// the command (an option's value) costs one needless protection step; a miss or an error is
+/// left to the check each of those commands makes after parsing, which reports failures.
 fn protect_early() {
     let looks_protected = std::env::args_os()
         .skip(1)
