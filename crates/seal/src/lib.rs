@@ -299,6 +299,9 @@ fn adopt_in_place(protected: &OwnedFd) -> io::Result<()> {
     }
     let copy = File::open(format!("/proc/self/fd/{}", protected.as_raw_fd()))?;
     let own = std::fs::metadata("/proc/self/exe")?;
+    // Matched by device and inode. Where maps and stat disagree on them (a binary on btrfs,
+    // whose subvolumes have devices of their own, or on an overlay) nothing matches and the
+    // caller re-executes instead.
     let regions = exe_regions(
         &std::fs::read_to_string("/proc/self/maps")?,
         own.dev(),
