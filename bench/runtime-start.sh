@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Container start benchmark: the same busybox bundle whose process is /bin/true, run with
-# `berth-runtime run` and with `runc run`, alternating in one session. Prints both medians
+# `berth-runtime run` and with `runc run`, in alternating rounds of 5. Prints both medians
 # and the ratio. Not a test: numbers, no pass/fail.
 #
 #   bash bench/runtime-start.sh            # 50 runs each
@@ -39,15 +39,29 @@ if [ -d /sys/fs/cgroup/memory ] && [ ! -f /sys/fs/cgroup/cgroup.controllers ]; t
     trap - EXIT
 fi
 
-json=$work/runtime-start.json
-hyperfine -N --style none --warmup 5 --runs "$runs" --export-json "$json" \
-    -n berth-runtime "$rt --root $work/state-berth run --bundle $bundle bench-berth" \
-    -n runc "runc --root $work/state-runc run --bundle $bundle bench-runc" >/dev/null
+# The VM's speed drifts by a third within minutes, so the two tools are timed in alternating
+# rounds of 5 runs each rather than all of one and then all of the other; the medians are
+# over every run of every round.
+rounds=$(( (runs + 4) / 5 ))
+samples=$work/runtime-start.samples
+: > "$samples"
+for round in $(seq "$rounds"); do
+    json=$work/runtime-start.$round.json
+    warmup=1; [ "$round" = 1 ] && warmup=5
+    hyperfine -N --style none --warmup "$warmup" --runs 5 --export-json "$json" \
+        -n berth-runtime "$rt --root $work/state-berth run --bundle $bundle bench-berth" \
+        -n runc "runc --root $work/state-runc run --bundle $bundle bench-runc" >/dev/null
+    jq -r '.results[] | .command as $c | .times[] | "\($c) \(.)"' "$json" >> "$samples"
+    rm -f "$json"
+done
 
-median() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .median * 1000' "$json"; }
+median() {
+    awk -v n="$1" '$1 == n { print $2 * 1000 }' "$samples" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 b=$(median berth-runtime)
 r=$(median runc)
-echo "container start (run of /bin/true, $runs runs each, medians):"
+echo "container start (run of /bin/true, $((rounds * 5)) runs each in alternating rounds of 5, medians):"
 printf '  berth-runtime  %6.2f ms\n' "$b"
 printf '  runc           %6.2f ms   (%s)\n' "$r" "$(runc --version | head -1)"
 awk -v b="$b" -v r="$r" 'BEGIN { printf "  ratio          runc / berth-runtime = %.2fx\n", r / b }'
