@@ -59,25 +59,14 @@ tar -C "$work/rootfs" -cf "$work/busybox.tar" .
 $B import "$work/busybox.tar" busybox:latest >/dev/null
 $D import "$work/busybox.tar" busybox:latest >/dev/null
 
-# The VM's speed drifts within minutes: the commands are timed in alternating rounds of 5
-# runs each, and the medians are over every run of every round.
 samples=$work/run.samples
-: > "$samples"
-for round in $(seq $(( (runs + 4) / 5 ))); do
-    json=$work/run.$round.json
-    warmup=1; [ "$round" = 1 ] && warmup=3
-    hyperfine -N --style none --warmup "$warmup" --runs 5 --export-json "$json" \
-        -n berthd "$B run --rm --network none busybox true" \
-        -n "berth CLI" "$BC run --rm --network none busybox true" \
-        -n "berthd bridge" "$B run --rm busybox true" \
-        -n dockerd "$D run --rm --network none busybox true" \
-        -n "docker version (CLI floor)" "$B version" >/dev/null 2>&1
-    jq -r '.results[] | .command as $c | .times[] | "\($c)\t\(.)"' "$json" >> "$samples"
-done
-median() {
-    awk -F'\t' -v n="$1" '$1 == n { print $2 }' "$samples" | sort -g |
-        awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+timed_rounds "$samples" $(( (runs + 4) / 5 )) 3 \
+    -n berthd "$B run --rm --network none busybox true" \
+    -n "berth CLI" "$BC run --rm --network none busybox true" \
+    -n "berthd bridge" "$B run --rm busybox true" \
+    -n dockerd "$D run --rm --network none busybox true" \
+    -n "docker version (CLI floor)" "$B version"
+median() { sample_median "$samples" "$1"; }
 b=$(median berthd); bc=$(median "berth CLI"); bb=$(median "berthd bridge"); d=$(median dockerd); v=$(median "docker version (CLI floor)")
 echo "docker run --rm --network none busybox true ($(( (runs + 4) / 5 * 5 )) runs each in alternating rounds of 5, medians; same docker CLI):"
 awk -v b="$b" -v bc="$bc" -v bb="$bb" -v d="$d" -v v="$v" 'BEGIN {

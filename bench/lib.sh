@@ -44,3 +44,30 @@ docker_net_cleanup() {
     iptables -w -P FORWARD "$policy" 2>/dev/null || true
     ip link del "$br" 2>/dev/null || true
 }
+
+# Times commands in alternating rounds of 5 runs (the VM's speed drifts within minutes, so
+# all runs of one command before all of the other would fold the drift into the ratio).
+# Usage: timed_rounds SAMPLES ROUNDS FIRST_WARMUP hyperfine-args... ; appends one line per
+# run to SAMPLES: the command's name, a tab, the run's time in seconds.
+timed_rounds() {
+    local samples=$1 rounds=$2 first_warmup=$3 round json warmup
+    shift 3
+    : > "$samples"
+    for round in $(seq "$rounds"); do
+        json=$samples.$round.json
+        warmup=1; [ "$round" = 1 ] && warmup=$first_warmup
+        if ! hyperfine -N --style none --warmup "$warmup" --runs 5 --export-json "$json" "$@" \
+            >/dev/null 2>"$samples.err"; then
+            cat "$samples.err" >&2
+            return 1
+        fi
+        jq -r '.results[] | .command as $c | .times[] | "\($c)\t\(.)"' "$json" >> "$samples"
+        rm -f "$json" "$samples.err"
+    done
+}
+
+# The median, in seconds, of the runs of command "$2" in SAMPLES "$1" (see timed_rounds).
+sample_median() {
+    awk -F'\t' -v n="$2" '$1 == n { print $2 }' "$1" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}

@@ -7,6 +7,7 @@
 #   BENCH_RUNS=200 bash bench/runtime-start.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 runs=${BENCH_RUNS:-50}
 
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt install hyperfine)" >&2; exit 1; }
@@ -39,26 +40,12 @@ if [ -d /sys/fs/cgroup/memory ] && [ ! -f /sys/fs/cgroup/cgroup.controllers ]; t
     trap - EXIT
 fi
 
-# The VM's speed drifts by a third within minutes, so the two tools are timed in alternating
-# rounds of 5 runs each rather than all of one and then all of the other; the medians are
-# over every run of every round.
 rounds=$(( (runs + 4) / 5 ))
 samples=$work/runtime-start.samples
-: > "$samples"
-for round in $(seq "$rounds"); do
-    json=$work/runtime-start.$round.json
-    warmup=1; [ "$round" = 1 ] && warmup=5
-    hyperfine -N --style none --warmup "$warmup" --runs 5 --export-json "$json" \
-        -n berth-runtime "$rt --root $work/state-berth run --bundle $bundle bench-berth" \
-        -n runc "runc --root $work/state-runc run --bundle $bundle bench-runc" >/dev/null
-    jq -r '.results[] | .command as $c | .times[] | "\($c) \(.)"' "$json" >> "$samples"
-    rm -f "$json"
-done
-
-median() {
-    awk -v n="$1" '$1 == n { print $2 * 1000 }' "$samples" | sort -g |
-        awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+timed_rounds "$samples" "$rounds" 5 \
+    -n berth-runtime "$rt --root $work/state-berth run --bundle $bundle bench-berth" \
+    -n runc "runc --root $work/state-runc run --bundle $bundle bench-runc"
+median() { awk -v s="$(sample_median "$samples" "$1")" 'BEGIN { print s * 1000 }'; }
 b=$(median berth-runtime)
 r=$(median runc)
 echo "container start (run of /bin/true, $((rounds * 5)) runs each in alternating rounds of 5, medians):"
