@@ -118,14 +118,14 @@ pub struct Network {
 }
 
 impl Network {
-    /// A bridge network with nothing set but its ID and name, for unit tests.
-    #[cfg(test)]
-    pub(crate) fn for_test(id: &str, name: &str) -> Network {
+    /// A network of `driver` made now, with nothing else set (no bridge, no addresses, no
+    /// labels or options, nothing attached).
+    pub(crate) fn new(id: String, name: &str, driver: &str) -> Network {
         Network {
-            id: id.into(),
+            id,
             name: name.into(),
-            driver: "bridge".into(),
-            created: String::new(),
+            driver: driver.into(),
+            created: now(),
             internal: false,
             attachable: false,
             labels: BTreeMap::new(),
@@ -135,6 +135,12 @@ impl Network {
             mtu: None,
             endpoints: BTreeMap::new(),
         }
+    }
+
+    /// A bridge network with nothing set but its ID and name, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: &str, name: &str) -> Network {
+        Network::new(id.into(), name, "bridge")
     }
 
     /// One of Docker's three predefined networks.
@@ -375,20 +381,7 @@ impl Manager {
         let mut st = self.state.lock().await;
         for (name, driver) in [("host", "host"), ("none", "null")] {
             if !st.networks.iter().any(|n| n.name == name) {
-                st.networks.push(Network {
-                    id: random_hex(32),
-                    name: name.into(),
-                    driver: driver.into(),
-                    created: now(),
-                    internal: false,
-                    attachable: false,
-                    labels: BTreeMap::new(),
-                    options: BTreeMap::new(),
-                    bridge: None,
-                    pool: None,
-                    mtu: None,
-                    endpoints: BTreeMap::new(),
-                });
+                st.networks.push(Network::new(random_hex(32), name, driver));
             }
         }
         if !st.networks.iter().any(|n| n.name == "bridge") {
@@ -413,18 +406,11 @@ impl Manager {
                 self.default_bridge(),
             );
             st.networks.push(Network {
-                id: random_hex(32),
-                name: "bridge".into(),
-                driver: "bridge".into(),
-                created: now(),
-                internal: false,
-                attachable: false,
-                labels: BTreeMap::new(),
                 options,
                 bridge: Some(self.default_bridge()),
                 pool: Some(pool),
                 mtu: self.cfg.mtu,
-                endpoints: BTreeMap::new(),
+                ..Network::new(random_hex(32), "bridge", "bridge")
             });
             let net = st.networks.last().expect("just pushed").clone();
             self.make_bridge(&net).await?;
@@ -641,17 +627,13 @@ impl Manager {
                     .cloned()
                     .unwrap_or_else(|| self.bridge_name(&id)),
             ),
-            id,
-            name: req.name,
-            driver: "bridge".into(),
-            created: now(),
             internal: req.internal,
             attachable: req.attachable,
             labels: req.labels,
             options: req.options,
             pool: Some(pool),
             mtu,
-            endpoints: BTreeMap::new(),
+            ..Network::new(id, &req.name, "bridge")
         };
         self.make_bridge(&net).await?;
         st.networks.push(net.clone());
