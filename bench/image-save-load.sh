@@ -6,8 +6,12 @@
 # iptables) and stops both at the end; berth's CLI drives berthd, docker's drives dockerd.
 # Needs docker.io and hyperfine (scripts/install-deps.sh).
 #
+# Both are timed in alternating rounds of 5 runs (bench/lib.sh), as the VM's speed drifts.
+# berthd deletes what rmi collects in the background; berth's runs end only once that is
+# done (its trash directory is empty), so no run leaves work for the next to pay.
+#
 #   bash bench/image-save-load.sh          # 10 runs each
-#   BENCH_RUNS=3 bash bench/image-save-load.sh
+#   BENCH_RUNS=5 bash bench/image-save-load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -54,26 +58,26 @@ docker save -o "$work/seed.tar" bench:1
 $berth load -q -i "$work/seed.tar"
 size=$(du -sm "$work/seed.tar" | cut -f1)
 
-json=$work/save-load.json
-hyperfine -N --style none --warmup 1 --runs "$runs" --export-json "$json" \
-    -n berth "bash -c '$berth save -o $work/b.tar bench:1 && $berth rmi -f bench:1 >/dev/null && $berth load -q -i $work/b.tar'" \
-    -n docker "bash -c 'docker save -o $work/d.tar bench:1 && docker rmi -f bench:1 >/dev/null && docker load -q -i $work/d.tar >/dev/null'" \
-    >/dev/null 2>&1
+rounds=$(( (runs + 4) / 5 ))
+samples=$work/save-load.samples
+trash_empty="while [ -n \"\$(ls -A $work/berth/trash)\" ]; do sleep 0.01; done"
+timed_rounds "$samples" "$rounds" 1 \
+    -n berth "bash -c '$berth save -o $work/b.tar bench:1 && $berth rmi -f bench:1 >/dev/null && $berth load -q -i $work/b.tar && $trash_empty'" \
+    -n docker "bash -c 'docker save -o $work/d.tar bench:1 && docker rmi -f bench:1 >/dev/null && docker load -q -i $work/d.tar >/dev/null'"
 
-median() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .median' "$2"; }
-b=$(median berth "$json"); d=$(median docker "$json")
-echo "save + rmi + load of a 3-layer ${size} MB image ($runs runs each, medians):"
+b=$(sample_median "$samples" berth); d=$(sample_median "$samples" docker)
+echo "save + rmi + load of a 3-layer ${size} MB image ($(( rounds * 5 )) runs each in alternating rounds of 5, medians):"
 awk -v b="$b" -v d="$d" 'BEGIN { printf "  berth   %7.0f ms\n  docker  %7.0f ms   (dockerd %s)\n  ratio   docker / berth = %.2fx\n", b*1000, d*1000, "20.10", d/b }'
 
 # Unpack throughput of the largest layer, berth's extractor vs tar -x, into fresh directories.
 layer=$work/layer.tar
 tar -C "$ctx/l1" -cf "$layer" .
 mb=$(awk -v s="$(stat -c %s "$layer")" 'BEGIN { printf "%.1f", s / 1e6 }')
-ujson=$work/unpack.json
-hyperfine -N --style none --warmup 1 --runs "$runs" --export-json "$ujson" \
+usamples=$work/unpack.samples
+timed_rounds "$usamples" "$rounds" 1 \
     --prepare "bash -c 'rm -rf $work/out && mkdir $work/out && sync'" \
     -n berth "$unpack $layer $work/out" \
-    -n tar "tar -xf $layer -C $work/out" >/dev/null 2>&1
-ub=$(median berth "$ujson"); ut=$(median tar "$ujson")
-echo "unpack of a ${mb} MB layer ($runs runs each, medians):"
+    -n tar "tar -xf $layer -C $work/out"
+ub=$(sample_median "$usamples" berth); ut=$(sample_median "$usamples" tar)
+echo "unpack of a ${mb} MB layer ($(( rounds * 5 )) runs each in alternating rounds of 5, medians):"
 awk -v b="$ub" -v t="$ut" -v mb="$mb" 'BEGIN { printf "  berth   %7.0f MB/s\n  tar -x  %7.0f MB/s\n  ratio   berth time / tar time = %.2fx\n", mb/b, mb/t, b/t }'

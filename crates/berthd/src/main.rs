@@ -205,6 +205,7 @@ fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let images = Arc::new(
         berth_image::store::ImageStore::open(&root)
+            .and_then(|s| s.delete_in_background())
             .with_context(|| format!("open the image store in {}", root.display()))?,
     );
     let config = berth_engine::EngineConfig {

@@ -1582,6 +1582,17 @@ fn forced_rmi_and_prune_keep_what_containers_use() {
     let out = d.ok(&["image", "prune", "-f"]);
     assert!(out.contains(&image), "{out}");
     assert_eq!(d.ok(&["images", "-aq"]), "");
+    // The layers were swept at once; berthd frees their files after it has answered.
+    let snapshots = d.root().join("snapshots");
+    let left = |dir: &std::path::Path| std::fs::read_dir(dir).unwrap().count();
+    assert_eq!(left(&snapshots), 0, "{}", snapshots.display());
+    let trash = d.root().join("trash");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while left(&trash) > 0 {
+        assert!(Instant::now() < deadline, "{} not emptied", trash.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(trash.is_dir());
 }
 
 #[test]

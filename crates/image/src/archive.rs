@@ -20,7 +20,7 @@ use crate::digest::Digest;
 use crate::layer::{self, detect_compression, Compression, LayerError, UnpackOptions};
 use crate::manifest::{self, AnyManifest, ManifestError};
 use crate::reference::{Reference, ReferenceError};
-use crate::snapshot::{SnapshotError, Snapshotter};
+use crate::snapshot::{SnapshotError, Snapshotter, Staged};
 
 /// One image an archive held.
 #[derive(Debug, Clone)]
@@ -85,6 +85,9 @@ struct Files {
     stored: HashMap<String, (Digest, u64)>,
     /// Symlinks (old `docker save` links a repeated layer to its first copy).
     links: HashMap<String, String>,
+    /// Layers unpacked while the archive was read, by their blob's digest (see
+    /// [`speculate`]); taken by the layer they turn out to be, removed with `Files` if none.
+    staged: std::sync::Mutex<HashMap<Digest, Staged>>,
 }
 
 impl Files {
@@ -129,7 +132,7 @@ pub fn load<R: Read>(
     content: &ContentStore,
     snapshots: &Snapshotter,
 ) -> Result<Vec<LoadedImage>, ArchiveError> {
-    let files = read_archive(reader, content)?;
+    let files = read_archive(reader, content, snapshots)?;
     if files.small.contains_key("manifest.json") {
         load_docker(&files, content, snapshots)
     } else if files.small.contains_key("index.json") {
@@ -139,95 +142,237 @@ pub fn load<R: Read>(
     }
 }
 
-fn read_archive<R: Read>(reader: R, content: &ContentStore) -> Result<Files, ArchiveError> {
+/// How many stored blobs may wait for their fsync at once while the archive is read on.
+const COMMITS_IN_FLIGHT: usize = 4;
+
+/// Blobs smaller than this are not unpacked while they arrive (see [`speculate`]).
+const SPECULATE_MIN: u64 = 1 << 20;
+
+/// Whether a blob is worth unpacking while it arrives, before the manifest (which comes
+/// after the blobs in the archives Docker and berth write) says which blobs are layers: a
+/// blob of some size that starts like a tar, gzip or zstd stream, and is not one the store
+/// already has (whose layer is then most likely unpacked already). Such a layer is unpacked
+/// by a second thread from a copy of the bytes being stored, so a load reads and writes
+/// its layers once, both at the same time, instead of storing them all and then unpacking
+/// them. A guess that proves wrong costs the work of one unpack, thrown away: a blob that is
+/// no layer, or that fails to unpack, is unpacked again from the store if an image names it
+/// as a layer, and gives its precise error then.
+fn speculate(content: &ContentStore, name: &str, size: u64, head: &[u8]) -> bool {
+    if size < SPECULATE_MIN {
+        return false;
+    }
+    if let Some(hex) = name.strip_prefix("blobs/sha256/") {
+        if let Ok(d) = format!("sha256:{hex}").parse::<Digest>() {
+            if content.contains(&d) {
+                return false;
+            }
+        }
+    }
+    match detect_compression(head) {
+        Compression::Gzip | Compression::Zstd => true,
+        Compression::None => head.get(257..262) == Some(b"ustar".as_slice()),
+    }
+}
+
+/// Copies what a reader yields to a channel as it goes, until the other end goes away.
+struct Tee<R> {
+    inner: R,
+    copy: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            if let Some(tx) = &self.copy {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    self.copy = None; // the unpacker stopped (a bad guess): store on alone
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The receiving end of a [`Tee`], as a stream that ends when the sender is dropped.
+struct Received {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Received {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => (self.chunk, self.at) = (c, 0),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+fn read_archive<R: Read>(
+    reader: R,
+    content: &ContentStore,
+    snaps: &Snapshotter,
+) -> Result<Files, ArchiveError> {
     let mut archive = tar::Archive::new(layer::decompress(reader).map_err(LayerError::Read)?);
     let mut files = Files {
         small: HashMap::new(),
         stored: HashMap::new(),
         links: HashMap::new(),
+        staged: Default::default(),
     };
-    for entry in archive.entries().map_err(LayerError::Read)? {
-        let mut entry = entry.map_err(LayerError::Read)?;
-        let raw = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
-        let Some(rel) = layer::clean_path(&raw, &shown)? else {
-            continue;
+    // Each blob is committed (fsync, rename) in a thread of its own while the next one is
+    // read: the fsyncs of a load then overlap its transfer instead of adding to it.
+    std::thread::scope(|scope| {
+        type Commit<'s> = std::thread::ScopedJoinHandle<'s, Result<(Digest, u64), ContentError>>;
+        let mut commits: std::collections::VecDeque<(String, Commit<'_>)> = Default::default();
+        type Unpack<'s> = std::thread::ScopedJoinHandle<'s, Result<Staged, SnapshotError>>;
+        let mut unpacks: Vec<(Digest, Unpack<'_>)> = Vec::new();
+        let finish = |files: &mut Files, (name, commit): (String, Commit<'_>)| {
+            let stored = commit
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            files.stored.insert(name, stored);
+            Ok::<(), ArchiveError>(())
         };
-        let name = rel.to_string_lossy().into_owned();
-        match entry.header().entry_type() {
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let size = entry.header().size().map_err(LayerError::Read)?;
-                if name.ends_with(".json")
-                    || name == "oci-layout"
-                    || name == "repositories"
-                    || name.ends_with("/VERSION")
-                {
-                    if size > SMALL {
-                        return Err(ArchiveError::Invalid(format!(
-                            "{name}: {size} bytes is too large for metadata"
-                        )));
+        for entry in archive.entries().map_err(LayerError::Read)? {
+            let mut entry = entry.map_err(LayerError::Read)?;
+            let raw = entry.path_bytes().into_owned();
+            let shown = String::from_utf8_lossy(&raw).into_owned();
+            let Some(rel) = layer::clean_path(&raw, &shown)? else {
+                continue;
+            };
+            let name = rel.to_string_lossy().into_owned();
+            match entry.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let size = entry.header().size().map_err(LayerError::Read)?;
+                    if name.ends_with(".json")
+                        || name == "oci-layout"
+                        || name == "repositories"
+                        || name.ends_with("/VERSION")
+                    {
+                        if size > SMALL {
+                            return Err(ArchiveError::Invalid(format!(
+                                "{name}: {size} bytes is too large for metadata"
+                            )));
+                        }
+                        let mut b = Vec::with_capacity(size as usize);
+                        entry
+                            .read_to_end(&mut b)
+                            .map_err(|source| LayerError::ReadEntry {
+                                entry: shown.clone(),
+                                source,
+                            })?;
+                        files.small.insert(name, b);
+                    } else {
+                        let mut head = Vec::with_capacity(512);
+                        (&mut entry)
+                            .take(512)
+                            .read_to_end(&mut head)
+                            .map_err(|source| LayerError::ReadEntry {
+                                entry: shown.clone(),
+                                source,
+                            })?;
+                        let mut copy = None;
+                        let mut unpack = None;
+                        if speculate(content, &name, size, &head) {
+                            let (tx, rx) = std::sync::mpsc::sync_channel(16);
+                            let opts = UnpackOptions {
+                                // An uncompressed layer's diff ID is its blob's digest, which
+                                // the content store computes anyway.
+                                diff_id_known: detect_compression(&head) == Compression::None,
+                                ..UnpackOptions::for_image_layers()
+                            };
+                            let stream = Received {
+                                rx,
+                                chunk: Vec::new(),
+                                at: 0,
+                            };
+                            copy = Some(tx);
+                            unpack = Some(scope.spawn(move || {
+                                snaps.stage(BufReader::with_capacity(256 * 1024, stream), &opts)
+                            }));
+                        }
+                        let tee = Tee {
+                            inner: std::io::Cursor::new(head).chain(&mut entry),
+                            copy,
+                        };
+                        let unsynced = content
+                            .write_unsynced(
+                                tee,
+                                &Expected {
+                                    digest: None,
+                                    size: Some(size),
+                                },
+                            )
+                            .map_err(|e| match e {
+                                ContentError::Io { source, .. }
+                                    if source.kind() != std::io::ErrorKind::Other =>
+                                {
+                                    ArchiveError::Unpack(LayerError::ReadEntry {
+                                        entry: shown.clone(),
+                                        source,
+                                    })
+                                }
+                                other => ArchiveError::Content(other),
+                            })?;
+                        if let Some(u) = unpack {
+                            unpacks.push((unsynced.digest.clone(), u));
+                        }
+                        if commits.len() >= COMMITS_IN_FLIGHT {
+                            finish(&mut files, commits.pop_front().expect("not empty"))?;
+                        }
+                        commits.push_back((name, scope.spawn(move || unsynced.commit())));
                     }
-                    let mut b = Vec::with_capacity(size as usize);
-                    entry
-                        .read_to_end(&mut b)
-                        .map_err(|source| LayerError::ReadEntry {
-                            entry: shown.clone(),
-                            source,
-                        })?;
-                    files.small.insert(name, b);
-                } else {
-                    let stored = content
-                        .write(
-                            &mut entry,
-                            &Expected {
-                                digest: None,
-                                size: Some(size),
-                            },
-                        )
-                        .map_err(|e| match e {
-                            ContentError::Io { source, .. }
-                                if source.kind() != std::io::ErrorKind::Other =>
-                            {
-                                ArchiveError::Unpack(LayerError::ReadEntry {
-                                    entry: shown.clone(),
-                                    source,
-                                })
-                            }
-                            other => ArchiveError::Content(other),
-                        })?;
-                    files.stored.insert(name, stored);
                 }
-            }
-            tar::EntryType::Symlink | tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                let target_s = String::from_utf8_lossy(&target).into_owned();
-                // Relative to the link's directory for symlinks, to the archive root for hard
-                // links; either way it must stay inside.
-                let base = if entry.header().entry_type() == tar::EntryType::Symlink {
-                    rel.parent().unwrap_or(Path::new("")).join(&target_s)
-                } else {
-                    Path::new(&target_s).to_path_buf()
-                };
-                let mut norm = std::path::PathBuf::new();
-                for c in base.components() {
-                    match c {
-                        std::path::Component::Normal(p) => norm.push(p),
-                        std::path::Component::ParentDir if norm.pop() => {}
-                        std::path::Component::CurDir => {}
-                        _ => return Err(ArchiveError::Unpack(LayerError::DotDot(shown))),
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    let target = entry
+                        .link_name_bytes()
+                        .map(|t| t.into_owned())
+                        .unwrap_or_default();
+                    let target_s = String::from_utf8_lossy(&target).into_owned();
+                    // Relative to the link's directory for symlinks, to the archive root for hard
+                    // links; either way it must stay inside.
+                    let base = if entry.header().entry_type() == tar::EntryType::Symlink {
+                        rel.parent().unwrap_or(Path::new("")).join(&target_s)
+                    } else {
+                        Path::new(&target_s).to_path_buf()
+                    };
+                    let mut norm = std::path::PathBuf::new();
+                    for c in base.components() {
+                        match c {
+                            std::path::Component::Normal(p) => norm.push(p),
+                            std::path::Component::ParentDir if norm.pop() => {}
+                            std::path::Component::CurDir => {}
+                            _ => return Err(ArchiveError::Unpack(LayerError::DotDot(shown))),
+                        }
                     }
+                    files
+                        .links
+                        .insert(name, norm.to_string_lossy().into_owned());
                 }
-                files
-                    .links
-                    .insert(name, norm.to_string_lossy().into_owned());
+                _ => {} // directories and anything else carry nothing an image needs
             }
-            _ => {} // directories and anything else carry nothing an image needs
         }
-    }
-    Ok(files)
+        for c in commits {
+            finish(&mut files, c)?;
+        }
+        let staged = files.staged.get_mut().expect("lock");
+        for (digest, u) in unpacks {
+            // A failed guess is no error (see `speculate`).
+            if let Ok(s) = u.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
+                staged.insert(digest, s);
+            }
+        }
+        Ok(files)
+    })
 }
 
 /// Old (`<id>/layer.tar`) and new (`blobs/sha256/<hex>`) `docker save` archives.
@@ -275,7 +420,7 @@ fn load_docker(
             layer_descs.push(descriptor(media, size, &digest)?);
             blobs.push((digest, diff_id.clone()));
         }
-        let chain = unpack_layers(content, snaps, &blobs)?;
+        let chain = unpack_layers(files, content, snaps, &blobs)?;
         let manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
             .media_type(MediaType::ImageManifest)
@@ -350,7 +495,7 @@ fn load_oci(
             import_blob_stream(files, content, layer_desc)?;
             blobs.push((digest_of(layer_desc)?, diff_id.clone()));
         }
-        let chain = unpack_layers(content, snaps, &blobs)?;
+        let chain = unpack_layers(files, content, snaps, &blobs)?;
         out.push(LoadedImage {
             manifest: digest_of(&desc)?,
             config: digest_of(m.config())?,
@@ -365,6 +510,7 @@ fn load_oci(
 /// unpacked yet, several at a time: each layer's tree is independent of the others, and the
 /// chain IDs follow from the diff IDs alone. Returns the chain IDs.
 fn unpack_layers(
+    files: &Files,
     content: &ContentStore,
     snaps: &Snapshotter,
     layers: &[(Digest, Digest)],
@@ -391,6 +537,15 @@ fn unpack_layers(
                 }
                 let (blob, diff_id) = &layers[i];
                 let parent = i.checked_sub(1).map(|p| &chains[p]);
+                let staged = files.staged.lock().expect("lock").remove(blob);
+                // Unpacked while it arrived: hashed then, or an uncompressed blob whose
+                // digest (verified by the content store) must then be the diff ID.
+                if let Some(s) = staged.filter(|s| s.stats().diff_id.is_some() || blob == diff_id) {
+                    if let Err(e) = snaps.adopt(s, parent, Some(diff_id)) {
+                        first_error.lock().expect("lock").get_or_insert(e.into());
+                    }
+                    continue;
+                }
                 // An uncompressed layer's blob digest is its diff ID, and the content store
                 // has verified the blob: no need to hash it a second time while unpacking.
                 let opts = UnpackOptions {
@@ -526,4 +681,45 @@ fn check_name(name: &str) -> Result<(), ArchiveError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first bytes of a tar stream, as the tar crate writes them (GNU header).
+    fn tar_head() -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("etc/hostname").unwrap();
+        h.set_size(0);
+        h.set_cksum();
+        h.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn speculates_on_large_new_blobs_that_look_like_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = ContentStore::open(dir.path()).unwrap();
+        let mb = 1 << 20;
+        let tar = tar_head();
+        assert!(speculate(&content, "l0/layer.tar", mb, &tar));
+        assert!(speculate(&content, "blobs/sha256/ab", 5 * mb, &tar));
+        assert!(speculate(&content, "x", mb, &[0x1f, 0x8b, 8, 0]), "gzip");
+        assert!(
+            speculate(&content, "x", mb, &[0x28, 0xb5, 0x2f, 0xfd]),
+            "zstd"
+        );
+        assert!(!speculate(&content, "x", mb - 1, &tar), "small");
+        assert!(
+            !speculate(&content, "x", mb, b"{\"config\": {}}"),
+            "not a layer"
+        );
+        assert!(
+            !speculate(&content, "x", mb, &tar[..200]),
+            "too short to tell"
+        );
+        let have = content.put(b"a layer the store has").unwrap();
+        let name = format!("blobs/sha256/{}", have.hex());
+        assert!(!speculate(&content, &name, mb, &tar), "already stored");
+    }
 }

@@ -52,6 +52,40 @@ pub enum ContentError {
     },
 }
 
+/// A blob written and checked but not yet in the store ([`ContentStore::write_unsynced`]).
+#[derive(Debug)]
+pub struct Unsynced {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+    /// What the blob hashes to.
+    pub digest: Digest,
+    /// Its length.
+    pub size: u64,
+}
+
+impl Unsynced {
+    /// fsyncs the blob, renames it into place and fsyncs the directory; returns its digest
+    /// and size.
+    pub fn commit(self) -> Result<(Digest, u64), ContentError> {
+        let io = |what, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ContentError::Io { what, path, source }
+        };
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(io("sync", self.tmp.path()))?;
+        self.tmp
+            .persist(&self.dest)
+            .map_err(|e| io("rename into", &self.dest)(e.error))?;
+        let dir = self.dest.parent().expect("blob has a directory");
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("sync", dir))?;
+        Ok((self.digest, self.size))
+    }
+}
+
 /// A blob store rooted at a directory.
 #[derive(Debug, Clone)]
 pub struct ContentStore {
@@ -133,9 +167,21 @@ impl ContentStore {
     /// does not match is refused and nothing is stored.
     pub fn write<R: Read>(
         &self,
-        mut reader: R,
+        reader: R,
         expected: &Expected,
     ) -> Result<(Digest, u64), ContentError> {
+        self.write_unsynced(reader, expected)?.commit()
+    }
+
+    /// [`ContentStore::write`] up to the fsync: the blob is written and checked, but not in
+    /// the store until [`Unsynced::commit`] (dropped, it is removed). A caller storing several
+    /// blobs commits one in a thread while it writes the next: an fsync here waits ~60 ms
+    /// for the disk whatever the blob's size, time the next blob's transfer can use.
+    pub fn write_unsynced<R: Read>(
+        &self,
+        mut reader: R,
+        expected: &Expected,
+    ) -> Result<Unsynced, ContentError> {
         let ingest = self.root.join("ingest");
         let ioerr = |what, path: &Path| {
             let path = path.to_path_buf();
@@ -178,17 +224,12 @@ impl ContentStore {
                 });
             }
         }
-        tmp.as_file()
-            .sync_all()
-            .map_err(ioerr("sync", tmp.path()))?;
-        let dest = self.blob_path(&digest);
-        tmp.persist(&dest)
-            .map_err(|e| ioerr("rename into", &dest)(e.error))?;
-        let dir = dest.parent().expect("blob has a directory");
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(ioerr("sync", dir))?;
-        Ok((digest, size))
+        Ok(Unsynced {
+            dest: self.blob_path(&digest),
+            tmp,
+            digest,
+            size,
+        })
     }
 
     /// Removes a blob; returns whether it was there.
@@ -198,6 +239,22 @@ impl ContentStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(source) => Err(ContentError::Io {
                 what: "remove",
+                path: self.blob_path(d),
+                source,
+            }),
+        }
+    }
+
+    /// Moves a blob out of the store into `dir` (same filesystem), to be deleted later;
+    /// returns whether it was there. A rename: the blob is gone from the store at once,
+    /// freeing its blocks is left to whoever empties `dir`.
+    pub fn move_out(&self, d: &Digest, dir: &Path) -> Result<bool, ContentError> {
+        let dest = dir.join(format!("blob-{}", d.hex()));
+        match std::fs::rename(self.blob_path(d), &dest) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(ContentError::Io {
+                what: "move out",
                 path: self.blob_path(d),
                 source,
             }),

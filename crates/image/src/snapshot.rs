@@ -55,6 +55,20 @@ pub enum SnapshotError {
     },
 }
 
+/// A layer unpacked by [`Snapshotter::stage`], waiting to be adopted as a snapshot.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: tempfile::TempDir,
+    stats: UnpackStats,
+}
+
+impl Staged {
+    /// What was unpacked (with the stream's diff ID unless it was staged as known).
+    pub fn stats(&self) -> &UnpackStats {
+        &self.stats
+    }
+}
+
 /// The chain ID of a layer: its diff ID for the bottom layer, otherwise
 /// `sha256(parent_chain + " " + diff_id)` (OCI image spec, config.md).
 pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
@@ -125,6 +139,18 @@ impl Snapshotter {
         expected_diff_id: Option<&Digest>,
         opts: &UnpackOptions,
     ) -> Result<(Digest, UnpackStats), SnapshotError> {
+        let staged = self.stage(layer_stream, opts)?;
+        self.adopt(staged, parent, expected_diff_id)
+    }
+
+    /// Unpacks a layer into a private directory of the snapshotter, not yet a snapshot:
+    /// [`Snapshotter::adopt`] makes it one, dropping it removes it. For a load that unpacks
+    /// a layer while it is still arriving, before it knows which layer (if any) it is.
+    pub fn stage<R: Read>(
+        &self,
+        layer_stream: R,
+        opts: &UnpackOptions,
+    ) -> Result<Staged, SnapshotError> {
         let tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .tempdir_in(&self.root)
@@ -140,6 +166,20 @@ impl Snapshotter {
             source,
         })?;
         let stats = layer::unpack(layer_stream, &fs, opts)?;
+        Ok(Staged { tmp, stats })
+    }
+
+    /// Makes a staged layer the snapshot on top of `parent`; returns its chain ID and what
+    /// was unpacked. A layer that does not hash to `expected_diff_id` is refused (and
+    /// removed); one staged with [`UnpackOptions::diff_id_known`] is taken to be
+    /// `expected_diff_id`, which the caller has verified.
+    pub fn adopt(
+        &self,
+        staged: Staged,
+        parent: Option<&Digest>,
+        expected_diff_id: Option<&Digest>,
+    ) -> Result<(Digest, UnpackStats), SnapshotError> {
+        let Staged { tmp, stats } = staged;
         let diff_id = match (&stats.diff_id, expected_diff_id) {
             (Some(d), _) => d.clone(),
             // The caller verified the stream itself (UnpackOptions::diff_id_known).
@@ -194,15 +234,16 @@ impl Snapshotter {
             .unwrap_or(0)
     }
 
-    /// Removes a layer's tree.
-    pub fn remove(&self, chain: &Digest) -> Result<(), SnapshotError> {
-        let dir = self.root.join(chain.hex());
-        match std::fs::remove_dir_all(&dir) {
+    /// Moves a layer's tree out into `dir` (same filesystem), to be deleted later: the layer
+    /// is gone at once, its files are freed by whoever empties `dir`.
+    pub fn move_out(&self, chain: &Digest, dir: &Path) -> Result<(), SnapshotError> {
+        let from = self.root.join(chain.hex());
+        match std::fs::rename(&from, dir.join(format!("snapshot-{}", chain.hex()))) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(SnapshotError::Io {
-                what: "remove",
-                path: dir,
+                what: "move out",
+                path: from,
                 source,
             }),
         }

@@ -116,18 +116,22 @@ fn oci_layout_with_platform_index() {
     assert_eq!(images[0].tags[0].to_string(), "docker.io/library/demo:oci");
 }
 
-fn refused(archive: &[u8], want: &str) {
-    let s = store();
-    // An image already in the store must survive a refused load.
-    let good = load(&docker_archive(false, None)[..], &s.content, &s.snaps).unwrap();
-    let err = load(archive, &s.content, &s.snaps).unwrap_err();
+/// An error and its sources, as `anyhow` prints them with `{:#}`.
+fn error_chain(err: &dyn std::error::Error) -> String {
     let mut chain = vec![err.to_string()];
-    let mut src = std::error::Error::source(&err);
+    let mut src = err.source();
     while let Some(e) = src {
         chain.push(e.to_string());
         src = e.source();
     }
-    let msg = chain.join(": ");
+    chain.join(": ")
+}
+
+fn refused(archive: &[u8], want: &str) {
+    let s = store();
+    // An image already in the store must survive a refused load.
+    let good = load(&docker_archive(false, None)[..], &s.content, &s.snaps).unwrap();
+    let msg = error_chain(&load(archive, &s.content, &s.snaps).unwrap_err());
     assert!(msg.contains(want), "expected {want:?} in {msg:?}");
     check_loaded(&s, &good);
 }
@@ -195,4 +199,136 @@ fn layers_keep_owners_and_devices_as_root() {
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1000, 1001, 0o640));
     let n = std::fs::symlink_metadata(fs.join("dev/null")).unwrap();
     assert_eq!(n.rdev(), rustix::fs::makedev(1, 3));
+}
+
+/// Bytes that do not compress, so that a gzipped layer stays over the size from which a
+/// load unpacks layers while they arrive (1 MiB).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// An archive in the layout Docker 25+ and berth write (blobs first, manifest.json last),
+/// with the layer blobs given (compressed or not) and their diff IDs.
+fn blob_archive(blobs: &[Vec<u8>], diff_ids: &[Digest], extra: &[Vec<u8>]) -> Vec<u8> {
+    let config = config_for(diff_ids);
+    let name = |b: &[u8]| format!("blobs/sha256/{}", Digest::of(b).hex());
+    let layers: Vec<String> = blobs.iter().map(|b| name(b)).collect();
+    let manifest = serde_json::to_vec(&json!([
+        {"Config": name(&config), "RepoTags": ["big:1"], "Layers": layers}
+    ]))
+    .unwrap();
+    let mut files: Vec<(String, &[u8])> = vec![(name(&config), &config)];
+    for b in blobs.iter().chain(extra) {
+        files.push((name(b), b));
+    }
+    files.push(("manifest.json".into(), &manifest));
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+    tar_of(&refs)
+}
+
+/// Nothing but snapshots under the snapshotter: no staged layer left behind.
+fn no_staged_left(s: &Store) {
+    let root = s._dir.path().join("snapshots");
+    let names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(names.is_empty(), "left in {}: {names:?}", root.display());
+}
+
+/// Layers of over 1 MiB are unpacked while the archive streams in, before its manifest says
+/// which blobs are layers; what comes out must be exactly what unpacking the stored blobs
+/// gives, for uncompressed and gzipped layers, and a large blob that only looks like a
+/// layer must change nothing.
+#[test]
+fn large_layers_unpacked_while_they_arrive() {
+    let big1 = noise(1_500_000, 1);
+    let big2 = noise(1_300_000, 2);
+    let l1 = tar_of(&[("etc/os-release", b"berth"), ("data/one", &big1)]);
+    let l2 = tar_of(&[("data/two", &big2), ("etc/.wh.os-release", b"")]);
+    let ids = [Digest::of(&l1), Digest::of(&l2)];
+    let decoy = tar_of(&[("not/a/layer", &noise(1_200_000, 3))]);
+    for gz in [false, true] {
+        let s = store();
+        let blobs = if gz {
+            vec![gzip(&l1), gzip(&l2)]
+        } else {
+            vec![l1.clone(), l2.clone()]
+        };
+        let images = load(
+            &blob_archive(&blobs, &ids, std::slice::from_ref(&decoy))[..],
+            &s.content,
+            &s.snaps,
+        )
+        .unwrap();
+        let img = &images[0];
+        let bottom = s.snaps.layer_dir(&img.chain[0]);
+        let top = s.snaps.layer_dir(&img.chain[1]);
+        assert_eq!(
+            std::fs::read(bottom.join("data/one")).unwrap(),
+            big1,
+            "gz {gz}"
+        );
+        assert_eq!(std::fs::read(top.join("data/two")).unwrap(), big2);
+        assert_eq!(
+            std::fs::read_to_string(bottom.join("etc/os-release")).unwrap(),
+            "berth"
+        );
+        // The whiteout, as overlayfs expects it: a 0/0 character device.
+        let wh = std::fs::symlink_metadata(top.join("etc/os-release")).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+            &wh.file_type()
+        ));
+        assert_eq!(s.snaps.list().len(), 2, "the decoy is no snapshot");
+        assert!(s.content.contains(&Digest::of(&decoy)));
+        no_staged_left(&s);
+    }
+}
+
+/// A large layer unpacked while it arrived is still held to its diff ID and to the entry
+/// rules: the load fails with the same precise error as from the store, and leaves nothing.
+#[test]
+fn large_layers_unpacked_while_they_arrive_are_still_checked() {
+    let l1 = tar_of(&[("data/one", &noise(1_500_000, 4))]);
+    let wrong = [Digest::of(b"some other layer")];
+    for gz in [false, true] {
+        let s = store();
+        let blob = if gz { gzip(&l1) } else { l1.clone() };
+        let err = error_chain(
+            &load(
+                &blob_archive(&[blob], &wrong, &[])[..],
+                &s.content,
+                &s.snaps,
+            )
+            .unwrap_err(),
+        );
+        assert!(err.contains("layer diff ID mismatch"), "gz {gz}: {err}");
+        assert!(s.snaps.list().is_empty());
+        no_staged_left(&s);
+    }
+    let evil = raw_tar("../../escape", &noise(1_200_000, 5));
+    let s = store();
+    let err = load(
+        &blob_archive(std::slice::from_ref(&evil), &[Digest::of(&evil)], &[])[..],
+        &s.content,
+        &s.snaps,
+    )
+    .unwrap_err();
+    let msg = error_chain(&err);
+    assert!(
+        msg.contains("\"../../escape\": '..' in path refused"),
+        "{msg}"
+    );
+    assert!(s.snaps.list().is_empty());
+    no_staged_left(&s);
+    assert!(!s._dir.path().join("escape").exists());
 }

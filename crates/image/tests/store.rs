@@ -389,3 +389,74 @@ fn a_slow_load_holds_up_neither_other_changes_nor_its_own_content() {
     assert!(s.config_of(img).is_ok());
     assert!(s.config_of(&first).is_ok());
 }
+
+/// Files under `dir`, recursively (directories not counted).
+fn files_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                files_under(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// A collection takes what it sweeps out of the store at once (a rename into the trash)
+/// and frees it after: in the caller by default, in a thread of its own for a store set up
+/// with `delete_in_background` (berthd's). What a crash left in the trash goes too.
+#[test]
+fn gc_empties_its_trash_now_or_in_the_background() {
+    let (d, s) = store();
+    let trash = d.path().join("trash");
+    s.load(&docker_archive_of(&[base(), app("1")], &["demo:1"])[..])
+        .unwrap();
+    s.remove("demo:1", false, NOBODY).unwrap();
+    let stats = s.gc().unwrap();
+    assert_eq!((stats.snapshots, stats.blobs >= 4), (2, true), "{stats:?}");
+    assert!(s.snapshots().list().is_empty());
+    assert_eq!(files_under(&trash), 0, "emptied before gc returned");
+
+    // Background: gone from the store when gc returns, freed soon after.
+    let s = s.delete_in_background().unwrap();
+    let img = s
+        .load(&docker_archive_of(&[base(), app("2")], &["demo:2"])[..])
+        .unwrap()[0]
+        .0
+        .clone();
+    // And a sweep a crash interrupted, with a layer tree in it.
+    let crashed = trash.join("gc-crashed/snapshot-x/fs/etc");
+    std::fs::create_dir_all(&crashed).unwrap();
+    std::fs::write(crashed.join("os-release"), b"old").unwrap();
+    s.remove("demo:2", false, NOBODY).unwrap();
+    let stats = s.gc().unwrap();
+    assert_eq!(stats.snapshots, 2, "{stats:?}");
+    for c in &img.chain {
+        assert!(!s.snapshots().has(c), "swept at once");
+    }
+    assert!(!s.content().contains(&img.id));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&trash).unwrap().count() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "trash not emptied: {} files left",
+            files_under(&trash)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The same layers load again (nothing of theirs is taken from the trash).
+    let again = s
+        .load(&docker_archive_of(&[base(), app("2")], &["demo:2"])[..])
+        .unwrap()[0]
+        .0
+        .clone();
+    assert_eq!(again.chain, img.chain);
+    assert_eq!(
+        std::fs::read_to_string(s.snapshots().layer_dir(&again.chain[1]).join("app/version"))
+            .unwrap(),
+        "2"
+    );
+}
