@@ -261,6 +261,24 @@ impl ContentStore {
         }
     }
 
+    /// Moves the temporary files of writes that never finished (a crash) into `dir`;
+    /// returns how many. Only for a caller that knows no write is under way (the image
+    /// store's collector, holding the ingest lock).
+    /// `dir` is asked for only if there is something to move.
+    pub fn move_out_unfinished(
+        &self,
+        dir: &mut dyn FnMut() -> io::Result<PathBuf>,
+    ) -> Result<usize, ContentError> {
+        let ingest = self.root.join("ingest");
+        crate::snapshot::move_out_prefixed(&ingest, "", dir).map_err(|(path, source)| {
+            ContentError::Io {
+                what: "move out",
+                path,
+                source,
+            }
+        })
+    }
+
     /// Every blob's digest (names that are not digests are ignored).
     pub fn list(&self) -> Result<Vec<Digest>, ContentError> {
         let dir = self.root.join("blobs/sha256");

@@ -69,6 +69,33 @@ impl Staged {
     }
 }
 
+/// Renames the entries of `from` whose names start with `prefix` into `dir` (as
+/// `unfinished-<name>`, `dir` asked for at the first); returns how many, or the path that
+/// failed.
+pub(crate) fn move_out_prefixed(
+    from: &Path,
+    prefix: &str,
+    dir: &mut dyn FnMut() -> std::io::Result<PathBuf>,
+) -> Result<usize, (PathBuf, std::io::Error)> {
+    let mut moved = 0;
+    for entry in std::fs::read_dir(from).map_err(|e| (from.to_path_buf(), e))? {
+        let entry = entry.map_err(|e| (from.to_path_buf(), e))?;
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let dest = dir()
+            .map_err(|e| (entry.path(), e))?
+            .join(format!("unfinished-{}", name.to_string_lossy()));
+        match std::fs::rename(entry.path(), dest) {
+            Ok(()) => moved += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err((entry.path(), e)),
+        }
+    }
+    Ok(moved)
+}
+
 /// The chain ID of a layer: its diff ID for the bottom layer, otherwise
 /// `sha256(parent_chain + " " + diff_id)` (OCI image spec, config.md).
 pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
@@ -247,6 +274,21 @@ impl Snapshotter {
                 source,
             }),
         }
+    }
+
+    /// Moves the trees of unpacks that never finished (`.tmp-*`: a crash, or a staged layer
+    /// of a process that died) into `dir`; returns how many. Only for a caller that knows no
+    /// unpack is under way (the image store's collector, holding the ingest lock).
+    /// `dir` is asked for only if there is something to move.
+    pub fn move_out_unfinished(
+        &self,
+        dir: &mut dyn FnMut() -> std::io::Result<PathBuf>,
+    ) -> Result<usize, SnapshotError> {
+        move_out_prefixed(&self.root, ".tmp-", dir).map_err(|(path, source)| SnapshotError::Io {
+            what: "move out",
+            path,
+            source,
+        })
     }
 
     /// Every unpacked layer's chain ID.

@@ -91,6 +91,9 @@ pub struct GcStats {
     pub blobs: usize,
     /// Snapshots removed.
     pub snapshots: usize,
+    /// Leftovers of loads, imports or commits that never finished (a crash): temporary blob
+    /// files and half-unpacked layer trees.
+    pub unfinished: usize,
     /// The sweep was put off: a load, import or commit was storing content no record names
     /// yet. The next collection sweeps what this one would have.
     pub deferred: bool,
@@ -504,17 +507,18 @@ impl ImageStore {
         let mut stats = GcStats::default();
         // One directory in the trash per sweep, made when the first thing is collected.
         let mut bin: Option<PathBuf> = None;
-        let mut bin = || -> Result<PathBuf, StoreError> {
+        let mut make_bin = || -> std::io::Result<PathBuf> {
             if bin.is_none() {
                 let dir = tempfile::Builder::new()
                     .prefix("gc-")
-                    .tempdir_in(&self.trash.dir)
-                    .map_err(|e| meta_err(&self.trash.dir, e))?
+                    .tempdir_in(&self.trash.dir)?
                     .keep();
                 bin = Some(dir);
             }
             Ok(bin.clone().expect("made above"))
         };
+        let trash_dir = &self.trash.dir;
+        let mut bin = || make_bin().map_err(|e| meta_err(trash_dir, e));
         for d in self.content.list()? {
             if !blobs.contains(&d) && self.content.move_out(&d, &bin()?)? {
                 stats.blobs += 1;
@@ -526,6 +530,10 @@ impl ImageStore {
                 stats.snapshots += 1;
             }
         }
+        // Holding the ingest lock exclusively, no load, import or commit of any process is
+        // under way: whatever temporaries they left are from one that died.
+        stats.unfinished = self.content.move_out_unfinished(&mut make_bin)?
+            + self.snapshots.move_out_unfinished(&mut make_bin)?;
         drop(_lock);
         drop(ingest);
         self.empty_trash_soon()?;

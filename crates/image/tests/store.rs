@@ -460,3 +460,28 @@ fn gc_empties_its_trash_now_or_in_the_background() {
         "2"
     );
 }
+
+/// A load, import or commit killed midway leaves a temporary blob and a half-unpacked
+/// layer; the next collection (which runs only while none is under way) takes both.
+#[test]
+fn gc_sweeps_what_a_killed_load_left() {
+    let (d, s) = store();
+    let img = s
+        .load(&docker_archive_of(&[base()], &["demo:1"])[..])
+        .unwrap()[0]
+        .0
+        .clone();
+    let blob = d.path().join("content/ingest/ingest-killed");
+    std::fs::write(&blob, b"half a layer").unwrap();
+    let tree = d.path().join("snapshots/.tmp-killed/fs/etc");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("hostname"), b"half").unwrap();
+    let stats = s.gc().unwrap();
+    assert_eq!(stats.unfinished, 2, "{stats:?}");
+    assert!(!blob.exists() && !d.path().join("snapshots/.tmp-killed").exists());
+    assert_eq!(files_under(&d.path().join("trash")), 0);
+    // The image is untouched.
+    assert!(s.snapshots().has(&img.chain[0]));
+    assert!(s.content().read(&img.manifest).is_ok());
+    assert_eq!(s.gc().unwrap(), Default::default());
+}
