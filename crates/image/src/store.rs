@@ -158,7 +158,7 @@ impl ImageStore {
         std::fs::create_dir_all(&images).map_err(|e| meta_err(&images, e))?;
         let trash = root.join("trash");
         std::fs::create_dir_all(&trash).map_err(|e| meta_err(&trash, e))?;
-        let store = ImageStore {
+        Ok(ImageStore {
             content: ContentStore::open(root.join("content"))?,
             snapshots: Snapshotter::open(root.join("snapshots"))?,
             root,
@@ -169,8 +169,7 @@ impl ImageStore {
                 busy: Default::default(),
                 dirty: Default::default(),
             }),
-        };
-        Ok(store)
+        })
     }
 
     /// From now on, what [`ImageStore::gc`] collects is deleted in a background thread, so
@@ -198,9 +197,15 @@ impl ImageStore {
                 return Ok(deleted);
             };
             while t.dirty.swap(false, SeqCst) {
-                let entries = std::fs::read_dir(&t.dir).map_err(|e| meta_err(&t.dir, e))?;
-                for entry in entries {
-                    let path = entry.map_err(|e| meta_err(&t.dir, e))?.path();
+                // Listed under the metadata lock, under which a sweep makes and fills its
+                // directory: a sweep still moving things into one is never deleted under it.
+                let entries: Vec<PathBuf> = {
+                    let _lock = self.lock()?;
+                    std::fs::read_dir(&t.dir)
+                        .and_then(|r| r.map(|e| e.map(|e| e.path())).collect())
+                        .map_err(|e| meta_err(&t.dir, e))?
+                };
+                for path in entries {
                     match std::fs::remove_dir_all(&path) {
                         Ok(()) => deleted += 1,
                         // Another process sharing the store emptied it first.
