@@ -617,7 +617,32 @@ impl Monitor<'_> {
             }
         }
         match deleting {
-            Some(Ok(child)) => wait_reaping(child),
+            Some(Ok(child)) => {
+                wait_reaping(child);
+                // The runtime's delete gives up (leaving its state and cgroups) on a cgroup
+                // that stays busy for its few retries, which a process it killed can make
+                // it (a zombie counts until reaped, and wait_reaping reaps them beside it).
+                // Now that they are reaped, what is left goes; bounded, only on this path.
+                let state = self.cfg.runtime_root.join(&self.cfg.id);
+                for tries in 1.. {
+                    let left = if state.exists() {
+                        remove_from_runtime(self.cfg)
+                    } else {
+                        remove_cgroup(&self.cfg.cgroup)
+                    };
+                    match left {
+                        Ok(()) => break,
+                        Err(e) if tries == 100 || e.kind() == io::ErrorKind::Unsupported => {
+                            eprintln!("clean up after the container: {e}");
+                            break;
+                        }
+                        Err(_) => {
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                            while let Ok(Some(_)) = rustix::process::wait(WaitOptions::NOHANG) {}
+                        }
+                    }
+                }
+            }
             Some(Err(e)) => eprintln!("runtime delete: {e}"),
             None => {}
         }
@@ -671,11 +696,19 @@ fn remove_from_runtime(cfg: &Config) -> io::Result<()> {
         .as_str()
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| cfg.cgroup.clone());
-    let rel = cgroup.strip_prefix("/").unwrap_or(&cgroup);
+    remove_cgroup(&cgroup)?;
+    // state.json first: a runtime command waiting for the lock then finds no container.
+    std::fs::remove_file(dir.join("state.json"))?;
+    std::fs::remove_dir_all(&dir)
+}
+
+/// Removes a container's cgroup directories: in every v1 hierarchy
+/// (/sys/fs/cgroup/<controller>/<path>) and the v2 one. Fails on the first that is busy.
+fn remove_cgroup(cgroup: &Path) -> io::Result<()> {
+    let rel = cgroup.strip_prefix("/").unwrap_or(cgroup);
     if rel.as_os_str().is_empty() {
         return Err(io::Error::other("no cgroup path"));
     }
-    // v1: one directory per hierarchy (/sys/fs/cgroup/<controller>/<path>); v2: one.
     let root = Path::new("/sys/fs/cgroup");
     let mut dirs = vec![root.join(rel)];
     for h in std::fs::read_dir(root)?.flatten() {
@@ -695,9 +728,7 @@ fn remove_from_runtime(cfg: &Config) -> io::Result<()> {
             }
         }
     }
-    // state.json first: a runtime command waiting for the lock then finds no container.
-    std::fs::remove_file(dir.join("state.json"))?;
-    std::fs::remove_dir_all(&dir)
+    Ok(())
 }
 
 /// Waits for the runtime's delete, reaping every other child meanwhile: processes the init
