@@ -1945,3 +1945,48 @@ fn exited_containers_leave_nothing_even_with_processes_outside_a_pid_namespace()
     d.ok(&["rm", &id]);
     assert_gone(&d, &id);
 }
+
+#[test]
+fn a_client_hanging_up_while_output_flows_leaves_the_container_running() {
+    let Some(d) = Daemon::with_busybox() else {
+        return;
+    };
+    // Output without pause, so the monitor finds a client's hang-up in the same round as
+    // output to hand it. It used to drop the client at its failed write while still
+    // handling that round's events by index, and died of it (and the container with it:
+    // the CI failure of `attach_replays_logs_and_detach_keys_let_go`).
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do echo x; done",
+    ]);
+    for round in 0..10 {
+        // A client that first closes its input (the monitor keeps it for the output), then
+        // goes: the monitor sees the hang-up while it has output for it.
+        let (_, mut s) = hijack(&d, "/containers/chatty/attach?stream=1&stdout=1", "");
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        for _ in 0..10 {
+            use std::io::Read;
+            let mut b = [0u8; 4096];
+            assert!(s.read(&mut b).unwrap() > 0, "round {round}: output ended");
+        }
+        drop(s);
+        std::thread::sleep(Duration::from_millis(20));
+        let (code, body) = d.request("GET", "/containers/chatty/json", "");
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v["State"]["Running"],
+            true,
+            "round {round}: {}\n{}",
+            v["State"],
+            d.log_tail()
+        );
+    }
+    d.ok(&["rm", "-f", "chatty"]);
+}

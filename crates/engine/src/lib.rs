@@ -929,8 +929,15 @@ impl Engine {
                 return Err(e);
             }
         };
+        let who = rec.id.clone();
         tokio::spawn(async move {
-            let _ = child.wait().await;
+            // 0: the container ended; 1: it did not start (reported to the client already).
+            // Anything else (a panic's 101, a signal) is the monitor's own failure.
+            match child.wait().await {
+                Ok(st) if matches!(st.code(), Some(0 | 1)) => {}
+                Ok(st) => tracing::warn!(id = who, "the container's monitor ended: {st}"),
+                Err(e) => tracing::warn!(id = who, "waiting for the container's monitor: {e}"),
+            }
         });
         ours.set_nonblocking(true)
             .map_err(io_err("socketpair", &dir))?;

@@ -249,6 +249,9 @@ struct Client {
     stderr: bool,
     /// The client shut its side down (no more reading from it).
     eof: bool,
+    /// The client is gone: it is dropped once the events of this round are handled (not
+    /// at once, since they name clients by index).
+    gone: bool,
     pending: Vec<u8>,
 }
 
@@ -338,7 +341,6 @@ impl Monitor<'_> {
                 .filter(|(_, r)| !r.is_empty())
                 .collect();
             drop(fds);
-            let mut dead_clients = Vec::new();
             for (tag, rev) in ready {
                 match tag {
                     // All of them: the attachers queued before the start must be in place
@@ -368,29 +370,28 @@ impl Monitor<'_> {
                     }
                     Tag::Stdin => self.flush_stdin(),
                     Tag::Client(i) => {
+                        if self.clients[i].gone {
+                            continue;
+                        }
                         if rev.intersects(PollFlags::OUT) && !self.flush_client(i) {
-                            dead_clients.push(i);
+                            self.clients[i].gone = true;
                             continue;
                         }
                         let hup = rev.intersects(PollFlags::HUP | PollFlags::ERR);
                         if self.clients[i].eof {
                             // Nothing more to read; a hang-up now means it is gone.
                             if hup {
-                                dead_clients.push(i);
+                                self.clients[i].gone = true;
                             }
                         } else if (hup || rev.intersects(PollFlags::IN))
                             && !self.read_client(i, &mut buf)
                         {
-                            dead_clients.push(i);
+                            self.clients[i].gone = true;
                         }
                     }
                 }
             }
-            dead_clients.sort_unstable();
-            dead_clients.dedup();
-            for i in dead_clients.into_iter().rev() {
-                self.clients.remove(i);
-            }
+            self.clients.retain(|c| !c.gone);
         }
         // Unreachable without a status: the loop only breaks once the deadline is set.
         status.ok_or_else(|| io::Error::other("init status lost"))
@@ -422,6 +423,7 @@ impl Monitor<'_> {
             stdout: false,
             stderr: false,
             eof: false,
+            gone: false,
             pending: Vec::new(),
         };
         match req {
@@ -466,8 +468,7 @@ impl Monitor<'_> {
             l.write(stream, data);
         }
         let header = frame_header(stream, data.len());
-        let mut dead = Vec::new();
-        for (i, c) in self.clients.iter_mut().enumerate() {
+        for c in self.clients.iter_mut().filter(|c| !c.gone) {
             let wanted = match stream {
                 Stream::Stderr => c.stderr,
                 _ => c.stdout,
@@ -479,19 +480,14 @@ impl Monitor<'_> {
                 c.pending.extend_from_slice(&header);
             }
             c.pending.extend_from_slice(data);
-            if c.pending.len() > MAX_PENDING {
-                dead.push(i);
-            }
+            // A client this far behind is dropped rather than let the container's output
+            // pile up here.
+            c.gone = c.pending.len() > MAX_PENDING;
         }
-        for i in dead.into_iter().rev() {
-            self.clients.remove(i);
-        }
-        let mut i = 0;
-        while i < self.clients.len() {
-            if !self.clients[i].pending.is_empty() && !self.flush_client(i) {
-                self.clients.remove(i);
-            } else {
-                i += 1;
+        for i in 0..self.clients.len() {
+            if !self.clients[i].gone && !self.clients[i].pending.is_empty() && !self.flush_client(i)
+            {
+                self.clients[i].gone = true;
             }
         }
     }
