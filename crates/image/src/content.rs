@@ -67,23 +67,23 @@ impl Unsynced {
     /// fsyncs the blob, renames it into place and fsyncs the directory; returns its digest
     /// and size.
     pub fn commit(self) -> Result<(Digest, u64), ContentError> {
-        let io = |what, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ContentError::Io { what, path, source }
-        };
         self.tmp
             .as_file()
             .sync_all()
-            .map_err(io("sync", self.tmp.path()))?;
+            .map_err(io_err("sync", self.tmp.path()))?;
         self.tmp
             .persist(&self.dest)
-            .map_err(|e| io("rename into", &self.dest)(e.error))?;
+            .map_err(|e| io_err("rename into", &self.dest)(e.error))?;
         let dir = self.dest.parent().expect("blob has a directory");
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("sync", dir))?;
+        berth_atomic::sync_dir(dir).map_err(io_err("sync", dir))?;
         Ok((self.digest, self.size))
     }
+}
+
+/// An I/O error's mapping to [`ContentError::Io`]: what was being done, to which path.
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ContentError {
+    let path = path.to_path_buf();
+    move |source| ContentError::Io { what, path, source }
 }
 
 /// A blob store rooted at a directory.
@@ -183,14 +183,10 @@ impl ContentStore {
         expected: &Expected,
     ) -> Result<Unsynced, ContentError> {
         let ingest = self.root.join("ingest");
-        let ioerr = |what, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ContentError::Io { what, path, source }
-        };
         let mut tmp = tempfile::Builder::new()
             .prefix("ingest-")
             .tempfile_in(&ingest)
-            .map_err(ioerr("create temporary file in", &ingest))?;
+            .map_err(io_err("create temporary file in", &ingest))?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut buf = vec![0u8; 256 * 1024];
@@ -199,11 +195,11 @@ impl ContentStore {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(ioerr("read source for", &ingest)(e)),
+                Err(e) => return Err(io_err("read source for", &ingest)(e)),
             };
             hasher.update(&buf[..n]);
             tmp.write_all(&buf[..n])
-                .map_err(ioerr("write", tmp.path()))?;
+                .map_err(io_err("write", tmp.path()))?;
             size += n as u64;
         }
         let digest = Digest::from_hasher(hasher);
@@ -230,19 +226,6 @@ impl ContentStore {
             digest,
             size,
         })
-    }
-
-    /// Removes a blob; returns whether it was there.
-    pub fn delete(&self, d: &Digest) -> Result<bool, ContentError> {
-        match std::fs::remove_file(self.blob_path(d)) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(ContentError::Io {
-                what: "remove",
-                path: self.blob_path(d),
-                source,
-            }),
-        }
     }
 
     /// Moves a blob out of the store into `dir` (same filesystem), to be deleted later;
@@ -304,14 +287,16 @@ mod tests {
     }
 
     #[test]
-    fn put_read_list_delete() {
+    fn put_read_list_move_out() {
         let (dir, s) = store();
+        let trash = tempfile::tempdir_in(dir.path()).unwrap();
         let d = s.put(b"hello").unwrap();
         assert_eq!(d, Digest::of(b"hello"));
         assert_eq!(s.read(&d).unwrap(), b"hello");
         assert_eq!(s.list().unwrap(), vec![d.clone()]);
-        assert!(s.delete(&d).unwrap());
-        assert!(!s.delete(&d).unwrap());
+        assert!(s.move_out(&d, trash.path()).unwrap());
+        assert!(!s.move_out(&d, trash.path()).unwrap());
+        assert_eq!(std::fs::read_dir(trash.path()).unwrap().count(), 1);
         assert!(matches!(s.read(&d), Err(ContentError::NotFound(_))));
         assert!(ingest_is_empty(dir.path()));
     }
