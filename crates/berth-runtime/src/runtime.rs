@@ -319,8 +319,20 @@ impl Runtime {
                 }
             }
         }
-        c.delete(true)
-            .map_err(RuntimeError::container("delete container"))
+        match c.delete(true) {
+            Ok(()) => Ok(()),
+            // libcontainer kills what is left in the cgroups and gives up on their rmdir after
+            // ~100 ms of busy retries: processes outside a pid namespace of the container's
+            // own can take longer to leave (a killed one counts until its parent reaps it).
+            // Forced, they are killed until the cgroups are empty and the delete runs again.
+            Err(e) if force => {
+                tracing::debug!(%e, "delete: the cgroups are busy, emptying them");
+                empty_cgroups(&c, std::time::Duration::from_secs(5))?;
+                c.delete(true)
+                    .map_err(RuntimeError::container("delete container"))
+            }
+            Err(e) => Err(RuntimeError::container("delete container")(e)),
+        }
     }
 
     /// Freezes every process of the container.
@@ -497,6 +509,25 @@ pub fn cgroup_manager(c: &Container) -> Result<libcgroups::common::AnyCgroupMana
         op: "open container cgroup",
         message: e.to_string(),
     })
+}
+
+/// Kills every process in the container's cgroups until none is left, at most `limit`,
+/// reaping those that are our own children meanwhile (whoever else is their parent, such as
+/// berth-monitor as subreaper, reaps the rest).
+fn empty_cgroups(c: &Container, limit: std::time::Duration) -> Result<()> {
+    let manager = cgroup_manager(c)?;
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let pids = manager.get_all_pids().unwrap_or_default();
+        if pids.is_empty() || std::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
+    }
 }
 
 /// Waits until the process behind `pidfd` has exited (its pidfd turns readable), at most

@@ -613,32 +613,7 @@ impl Monitor<'_> {
             }
         }
         match deleting {
-            Some(Ok(child)) => {
-                wait_reaping(child);
-                // The runtime's delete gives up (leaving its state and cgroups) on a cgroup
-                // that stays busy for its few retries, which a process it killed can make
-                // it (a zombie counts until reaped, and wait_reaping reaps them beside it).
-                // Now that they are reaped, what is left goes; bounded, only on this path.
-                let state = self.cfg.runtime_root.join(&self.cfg.id);
-                for tries in 1.. {
-                    let left = if state.exists() {
-                        remove_from_runtime(self.cfg)
-                    } else {
-                        remove_cgroup(&self.cfg.cgroup)
-                    };
-                    match left {
-                        Ok(()) => break,
-                        Err(e) if tries == 100 || e.kind() == io::ErrorKind::Unsupported => {
-                            eprintln!("clean up after the container: {e}");
-                            break;
-                        }
-                        Err(_) => {
-                            std::thread::sleep(std::time::Duration::from_millis(10));
-                            while let Ok(Some(_)) = rustix::process::wait(WaitOptions::NOHANG) {}
-                        }
-                    }
-                }
-            }
+            Some(Ok(child)) => wait_reaping(child),
             Some(Err(e)) => eprintln!("runtime delete: {e}"),
             None => {}
         }
