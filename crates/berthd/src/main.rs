@@ -7,6 +7,7 @@ mod api;
 mod config;
 mod containers;
 mod detach;
+mod dirlock;
 mod networks;
 mod system;
 mod volumes;
@@ -32,14 +33,17 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(name = "berthd", version, verbatim_doc_comment)]
 struct Opts {
-    /// Where berth keeps its state (default /var/lib/berth; the store `berth --data-root` uses).
-    #[arg(long)]
+    /// Where berth keeps its state: images, containers, volumes, networks (default
+    /// /var/lib/berth; `data-root` in the config file). One berthd per root: a second one is
+    /// refused.
+    #[arg(long, visible_alias = "data-root")]
     root: Option<PathBuf>,
     /// Where to listen, repeatable: unix:///path (default unix:///run/berth/berth.sock) or
     /// tcp://host:port (unencrypted and unauthenticated: whoever reaches it is root here).
     #[arg(short = 'H', long)]
     host: Vec<String>,
     /// Per-boot state: monitor sockets and the OCI runtime's state (default /run/berth).
+    /// Each berthd needs its own (a second one on the same exec root is refused).
     #[arg(long)]
     exec_root: Option<PathBuf>,
     /// The OCI runtime (default: `berth-runtime` next to berthd, else on PATH).
@@ -145,6 +149,13 @@ fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let exec_root = config::pick("exec-root", opts.exec_root.clone(), file.exec_root.clone())?
         .unwrap_or_else(|| PathBuf::from("/run/berth"));
+    // Before anything is read or changed: one daemon per data root and per exec root.
+    let _root_lock = dirlock::lock(&root, "--root")?;
+    let _exec_root_lock = if exec_root == root {
+        None
+    } else {
+        Some(dirlock::lock(&exec_root, "--exec-root")?)
+    };
     let cgroup_parent = config::pick(
         "cgroup-parent",
         opts.cgroup_parent.clone(),
@@ -225,16 +236,26 @@ fn main() -> anyhow::Result<()> {
     let config_file = opts.config_file.clone();
     rt.block_on(async move {
         // From here on SIGTERM and SIGINT stop berthd cleanly, also while it restores.
-        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("SIGTERM handler")?;
-        let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
             .context("SIGINT handler")?;
-        let net = berth_network::Manager::open(net_config)
-            .await
-            .context("set up networking")?;
-        let engine = berth_engine::Engine::open(config, images.clone(), net)
-            .await
-            .context("restore containers")?;
+        // A restore can take a while (many containers, monitors that are slow to answer):
+        // SIGTERM and SIGINT end it at once. Every step of it is one a crash could cut
+        // short too, so the next start finds a consistent state either way.
+        let restore = async {
+            let net = berth_network::Manager::open(net_config)
+                .await
+                .context("set up networking")?;
+            berth_engine::Engine::open(config, images.clone(), net)
+                .await
+                .context("restore containers")
+        };
+        let engine = tokio::select! {
+            engine = restore => engine?,
+            _ = term.recv() => stop_during_restore("SIGTERM", &listeners),
+            _ = int.recv() => stop_during_restore("SIGINT", &listeners),
+        };
         // Registered before serving, so a SIGHUP never meets the default action (exit).
         let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("SIGHUP handler")?;
@@ -246,6 +267,18 @@ fn main() -> anyhow::Result<()> {
         )
         .await
     })
+}
+
+/// Ends the process while the state is being restored. Not a return from `main`: the
+/// runtime's drop would wait for the restore's blocking tasks to finish.
+fn stop_during_restore(signal: &str, listeners: &[Listener]) -> ! {
+    tracing::info!("{signal} while restoring: stopping; the next start resumes the restore");
+    for l in listeners {
+        if let Listener::Unix(path, _) = l {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    std::process::exit(0)
 }
 
 /// SIGHUP: re-read the config file; apply the log level, name what needs a restart.

@@ -71,11 +71,23 @@ impl Daemon {
 
     /// (Re)starts berthd on this daemon's directories.
     pub fn spawn(&mut self) {
+        let child = self.command().spawn().unwrap();
+        self.child = Some(child);
+        assert!(
+            wait_ready(&self.socket(), Duration::from_secs(20)),
+            "berthd did not answer: {}",
+            self.log_tail()
+        );
+    }
+
+    /// The command that starts this daemon's berthd (its log appended to the daemon's log),
+    /// for tests that start it themselves.
+    pub fn command(&self) -> Command {
         for b in ["berth-runtime", "berth-monitor"] {
             bin(b);
         }
-        let child = Command::new(bin("berthd"))
-            .arg("--root")
+        let mut c = Command::new(bin("berthd"));
+        c.arg("--root")
             .arg(self.dir.path().join("root"))
             .arg("--exec-root")
             .arg(self.dir.path().join("exec"))
@@ -96,15 +108,8 @@ impl Daemon {
                     .append(true)
                     .open(self.dir.path().join("log"))
                     .unwrap(),
-            )
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        assert!(
-            wait_ready(&self.socket(), Duration::from_secs(20)),
-            "berthd did not answer: {}",
-            self.log_tail()
-        );
+            );
+        c
     }
 
     /// SIGKILL, as a crash would.
