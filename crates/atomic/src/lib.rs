@@ -9,6 +9,7 @@
 
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How much a write must survive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,17 +21,22 @@ pub enum Durability {
     Durable,
 }
 
-/// Replaces `path` with `data`. The temporary sibling (`.<name>.tmp<pid>`) is removed if the
-/// rename fails.
+/// Distinguishes the temporary files of concurrent writes within one process.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Replaces `path` with `data`. The temporary sibling (`.<name>.tmp<pid>.<n>`, unique per
+/// write, so two threads writing the same file never share one) is removed if the rename
+/// fails. Concurrent writers of one file each leave a whole file; the last rename wins.
 pub fn write(path: &Path, data: &[u8], durability: Durability) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     let tmp = dir.join(format!(
-        ".{}.tmp{}",
+        ".{}.tmp{}.{}",
         path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
     ));
     let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -67,6 +73,26 @@ mod tests {
         write(&p, b"one", Durability::Durable).unwrap();
         write(&p, b"two", Durability::Atomic).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_file_never_collide() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("record.json");
+        std::thread::scope(|s| {
+            for t in 0..8u8 {
+                let p = &p;
+                s.spawn(move || {
+                    for _ in 0..200 {
+                        write(p, &[t; 512], Durability::Atomic).unwrap();
+                    }
+                });
+            }
+        });
+        let data = std::fs::read(&p).unwrap();
+        assert_eq!(data.len(), 512);
+        assert!(data.iter().all(|b| *b == data[0]), "a torn file");
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 

@@ -119,7 +119,7 @@ impl Engine {
                 let changed = health.status != before;
                 (r.clone(), changed)
             };
-            let _ = self.persist(&rec);
+            let _ = self.persist(&ctr);
             if changed {
                 let status = rec
                     .state

@@ -210,6 +210,9 @@ struct Ctr {
     phase: watch::Sender<Phase>,
     /// Attach requests made before the container started (`docker run` attaches first).
     pending: Mutex<Vec<(AttachOptions, oneshot::Sender<UnixStream>)>>,
+    /// The one writer of `config.v2.json`: held while the record is written, true once the
+    /// container is being removed (nothing may write into its directory after that).
+    disk: Mutex<bool>,
 }
 
 impl Ctr {
@@ -228,6 +231,7 @@ impl Ctr {
             })
             .0,
             pending: Mutex::new(Vec::new()),
+            disk: Mutex::new(false),
         })
     }
 
@@ -424,9 +428,17 @@ impl Engine {
         });
     }
 
-    fn persist(&self, rec: &Record) -> Result<()> {
+    /// Writes the container's record as it is now. Writers take turns on the container's
+    /// `disk` lock and each writes the newest record, so a slower writer never puts an older
+    /// state back; once the container is being removed, writing is a no-op.
+    fn persist(&self, ctr: &Ctr) -> Result<()> {
+        let removed = ctr.disk.lock().expect("disk lock");
+        if *removed {
+            return Ok(());
+        }
+        let rec = ctr.snapshot();
         let path = self.ctr_dir(&rec.id).join("config.v2.json");
-        let data = serde_json::to_vec(rec).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let data = serde_json::to_vec(&rec).map_err(|e| EngineError::Internal(e.to_string()))?;
         berth_atomic::write(&path, &data, berth_atomic::Durability::Durable)
             .map_err(io_err("write", &path))
     }
@@ -679,7 +691,7 @@ impl Engine {
                 let d = ctr_dir.join(sub);
                 std::fs::create_dir_all(&d).map_err(io_err("create", &d))?;
             }
-            self.persist(&rec)
+            self.persist(&ctr)
         })();
         if let Err(e) = made {
             self.containers.lock().expect("containers lock").remove(&id);
@@ -734,7 +746,7 @@ impl Engine {
                     r.clone()
                 };
                 self.start_health(ctr);
-                self.persist(&ctr.snapshot())?;
+                self.persist(ctr)?;
                 self.emit(&rec, "start", &[]);
                 Ok(())
             }
@@ -749,7 +761,7 @@ impl Engine {
                     };
                     r.clone()
                 };
-                let _ = self.persist(&rec);
+                let _ = self.persist(ctr);
                 if rec.host_config.auto_remove.unwrap_or(false) {
                     // As dockerd: an --rm container that cannot start is removed (the CLI
                     // waits for that before it exits).
@@ -1189,7 +1201,7 @@ impl Engine {
         // An --rm container is removed next: its exit need not reach the disk first (after a
         // crash in between, the monitor's exit.json says the same, and the restore removes it).
         if !auto_remove {
-            if let Err(e) = self.persist(&rec) {
+            if let Err(e) = self.persist(ctr) {
                 tracing::error!(id = rec.id, "record the exit: {e}");
             }
         }
@@ -1233,13 +1245,14 @@ impl Engine {
 
     async fn restart_after_inner(self: Arc<Self>, ctr: Arc<Ctr>, delay: Duration) {
         {
-            let rec = {
-                let mut r = ctr.rec.lock().expect("record lock");
-                r.state.status = Status::Restarting;
-                r.clone()
-            };
-            let _ = self.persist(&rec);
+            let mut r = ctr.rec.lock().expect("record lock");
+            if r.manually_stopped || r.state.status != Status::Exited {
+                // Stopped, killed or being removed since the exit.
+                return;
+            }
+            r.state.status = Status::Restarting;
         }
+        let _ = self.persist(&ctr);
         tokio::time::sleep(delay).await;
         let _op = ctr.op.lock().await;
         let rec = ctr.snapshot();
@@ -1251,12 +1264,8 @@ impl Engine {
         ctr.rec.lock().expect("record lock").restart_count += 1;
         if let Err(e) = self.start_locked(&ctr).await {
             tracing::warn!(id = ctr.id, "restart: {e}");
-            let rec = {
-                let mut r = ctr.rec.lock().expect("record lock");
-                r.state.status = Status::Exited;
-                r.clone()
-            };
-            let _ = self.persist(&rec);
+            ctr.rec.lock().expect("record lock").state.status = Status::Exited;
+            let _ = self.persist(&ctr);
         }
     }
 
@@ -1272,7 +1281,7 @@ impl Engine {
             }
             r.clone()
         };
-        self.persist(&rec)?;
+        self.persist(&ctr)?;
         if !rec.state.status.is_running() {
             return Err(EngineError::NotModified);
         }
@@ -1331,8 +1340,32 @@ impl Engine {
             )));
         }
         let sig = parse_signal(signal.unwrap_or("SIGKILL"))?;
+        // As dockerd: a kill with SIGKILL or the container's stop signal is a manual stop,
+        // which no restart policy undoes (until the container is started again, or for
+        // `always`, the daemon restarts); any kill is one for `unless-stopped`.
+        let stop_signal = match rec.config.stop_signal.as_deref() {
+            Some(s) => Some(parse_signal(s)?),
+            None => None,
+        };
+        let unless_stopped = rec.host_config.restart_policy.as_ref().and_then(|p| p.name)
+            == Some(bollard_stubs::models::RestartPolicyNameEnum::UNLESS_STOPPED);
+        let stops = sig == libc::SIGKILL || stop_signal.is_none_or(|s| s == sig) || unless_stopped;
+        if stops {
+            ctr.rec.lock().expect("record lock").manually_stopped = true;
+            self.persist(&ctr)?;
+        }
+        let mut rx = ctr.phase.subscribe();
         send_signal(rec.state.pid, sig).map_err(|e| EngineError::Internal(e.to_string()))?;
         self.emit(&rec, "kill", &[("signal", sig.to_string())]);
+        if stops && rec.state.status == Status::Paused {
+            // A frozen process takes its signal once thawed (dockerd resumes it too).
+            self.runtime_cmd(&["resume", &rec.id]).await.ok();
+        }
+        if sig == libc::SIGKILL {
+            // As dockerd: a SIGKILL returns once the container has stopped and its exit is
+            // recorded, so an `inspect` or `rm` right after sees it exited.
+            let _ = rx.wait_for(|p| !p.running).await;
+        }
         Ok(())
     }
 
@@ -1373,7 +1406,7 @@ impl Engine {
             };
             r.clone()
         };
-        self.persist(&rec)?;
+        self.persist(&ctr)?;
         self.emit(&rec, if pause { "pause" } else { "unpause" }, &[]);
         Ok(())
     }
@@ -1462,6 +1495,13 @@ impl Engine {
     pub async fn remove(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let ctr = self.find(key)?;
         let _op = ctr.op.lock().await;
+        let mut rx = ctr.phase.subscribe();
+        if !ctr.snapshot().state.status.is_running() {
+            // An exit that is being recorded (the record says exited, waiters have not been
+            // told yet) is finished first: its record write and restart decision come before
+            // the container's directory goes.
+            let _ = rx.wait_for(|p| !p.running).await;
+        }
         let rec = ctr.snapshot();
         if rec.state.status == Status::Removing {
             return Err(EngineError::Conflict(format!(
@@ -1469,17 +1509,25 @@ impl Engine {
                 rec.id
             )));
         }
-        if rec.state.status.is_running() {
+        if rec.state.status.is_running() || rec.state.status == Status::Restarting {
             if !force {
+                let procedure = if rec.state.status == Status::Paused {
+                    "Unpause and then stop the container before attempting removal or force remove"
+                } else {
+                    "Stop the container before attempting removal or force remove"
+                };
                 return Err(EngineError::Conflict(format!(
-                    "You cannot remove a {} container {}. Stop the container before attempting removal or force remove",
-                    rec.state.status.as_str(), rec.id
+                    "You cannot remove a {} container {}. {procedure}",
+                    rec.state.status.as_str(),
+                    rec.id
                 )));
             }
+            // A restart waiting for its backoff does not happen (it checks under the op
+            // lock, which this holds until the container is gone).
+            ctr.rec.lock().expect("record lock").manually_stopped = true;
             if rec.state.status == Status::Paused {
                 self.runtime_cmd(&["resume", &rec.id]).await.ok();
             }
-            let mut rx = ctr.phase.subscribe();
             let _ = send_signal(rec.state.pid, 9);
             let _ = rx.wait_for(|p| !p.running).await;
         }
@@ -1497,7 +1545,16 @@ impl Engine {
             .root
             .join("containers")
             .join(format!(".removing-{}", rec.id));
-        std::fs::rename(&dir, &gone).map_err(io_err("remove", &dir))?;
+        {
+            // From here on nothing writes the record (a health check or a late exit would
+            // write into a directory that is going away).
+            let mut removed = ctr.disk.lock().expect("disk lock");
+            *removed = true;
+            if let Err(e) = std::fs::rename(&dir, &gone) {
+                *removed = false;
+                return Err(io_err("remove", &dir)(e));
+            }
+        }
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(gone)).await;
         self.containers
             .lock()
@@ -1580,7 +1637,7 @@ impl Engine {
             r.name = full;
             r.clone()
         };
-        self.persist(&rec)?;
+        self.persist(&ctr)?;
         self.emit(&rec, "rename", &[]);
         Ok(())
     }
@@ -1617,7 +1674,7 @@ impl Engine {
                     r.state.pid = p.trim().parse().unwrap_or(r.state.pid);
                 }
             }
-            let _ = self.persist(&ctr.snapshot());
+            let _ = self.persist(ctr);
             ctr.phase.send_modify(|p| p.running = true);
             self.start_health(ctr);
             let this = self.clone();
@@ -1686,6 +1743,18 @@ impl Engine {
             .map(|r| r.id)
             .collect();
         self.net.retain(&alive).await;
+        // As dockerd: a daemon start brings back the stopped containers whose restart
+        // policy says so (`always` even after a manual stop), once networking is restored.
+        for r in self.list() {
+            if r.state.status == Status::Exited && restarts_with_the_daemon(&r) {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = this.start(&r.id).await {
+                        tracing::warn!(id = r.id, "restart policy at daemon start: {e}");
+                    }
+                });
+            }
+        }
         Ok(())
     }
 
@@ -1760,7 +1829,7 @@ impl Engine {
             r.net.endpoints.extend(attached);
             r.clone()
         };
-        self.persist(&rec)?;
+        self.persist(&ctr)?;
         self.network_event("connect", &n, Some(&rec.id));
         Ok(())
     }
@@ -1805,7 +1874,7 @@ impl Engine {
             r.net.endpoints.retain(|a| a.network_id != net_id);
             r.clone()
         };
-        self.persist(&rec)?;
+        self.persist(&ctr)?;
         if let Ok(n) = &n {
             self.network_event("disconnect", n, Some(&rec.id));
         }
@@ -1884,6 +1953,32 @@ fn restart_delay(rec: &Record) -> Option<Duration> {
         Duration::from_millis(100u64.saturating_mul(1 << rec.restart_count.clamp(0, 10)))
             .min(Duration::from_secs(60))
     })
+}
+
+/// Whether a stopped container starts again when the daemon starts (dockerd's
+/// `ShouldRestart` with a fresh restart manager): `always` does, `unless-stopped` unless it
+/// was stopped by hand, `on-failure` after a failure with retries left; only containers
+/// that have run before.
+fn restarts_with_the_daemon(rec: &Record) -> bool {
+    use bollard_stubs::models::RestartPolicyNameEnum as P;
+    let Some(policy) = rec.host_config.restart_policy.as_ref() else {
+        return false;
+    };
+    if rec.state.started_at.is_empty() || rec.host_config.auto_remove == Some(true) {
+        return false;
+    }
+    match policy.name {
+        Some(P::ALWAYS) => true,
+        Some(P::UNLESS_STOPPED) => !rec.manually_stopped,
+        Some(P::ON_FAILURE) => {
+            !rec.manually_stopped
+                && rec.state.exit_code != 0
+                && policy
+                    .maximum_retry_count
+                    .is_none_or(|m| m == 0 || rec.restart_count < m)
+        }
+        _ => false,
+    }
 }
 
 fn attach_request(o: AttachOptions) -> Request {

@@ -126,7 +126,7 @@ impl Engine {
             }
             r.clone()
         };
-        self.persist(&rec)?;
+        self.persist(&ctr)?;
         self.emit(&rec, "update", &[]);
         Ok(())
     }
