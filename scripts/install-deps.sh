@@ -6,13 +6,14 @@
 # busybox-static (the test image), tini (its static build is what `--init` runs, as
 # Docker's docker-init), runc and hyperfine (the benchmark's peer and timer),
 # skopeo and docker.io (interoperability tests: they read what berth saves and the other way
-# round; the tests start a private dockerd), python3-docker (the Python SDK drives berthd), jq,
+# round; the tests start a private dockerd), docker-compose (1.29, driven against berthd by
+# a test), python3-docker (the Python SDK drives berthd), jq,
 # nftables (berth's NAT and published ports are applied with nft), iproute2, iptables, and
 # iperf3 (the network benchmark).
 # Rust itself comes from rustup; it is not installed here.
 set -euo pipefail
 
-packages=(build-essential pkg-config libseccomp-dev libelf-dev zlib1g-dev busybox-static runc tini skopeo docker.io python3-docker hyperfine jq procps nftables iproute2 iptables iperf3)
+packages=(build-essential pkg-config libseccomp-dev libelf-dev zlib1g-dev busybox-static runc tini skopeo docker.io docker-compose python3-docker hyperfine jq procps nftables iproute2 iptables iperf3)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -38,6 +38,7 @@ pub struct Daemon {
 /// The router, wrapped so that version prefixes are stripped before routing.
 pub fn app(daemon: Arc<Daemon>) -> axum::Router {
     let routes = Router::new()
+        .merge(crate::unsupported::routes())
         .route("/_ping", get(ping).head(ping))
         .route("/version", get(version))
         .route("/info", get(info))
@@ -105,11 +106,47 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
         )
         .fallback(not_found)
         .with_state(daemon);
-    Router::new().fallback_service(
-        tower::ServiceBuilder::new()
-            .map_request(strip_version)
-            .service(routes),
-    )
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(version_gate))
+}
+
+/// A `major.minor` API version.
+fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let (major, minor) = v.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// Refuses a version prefix outside what berthd speaks, with dockerd's 400 and words, then
+/// strips it for routing.
+async fn version_gate(req: Request, next: axum::middleware::Next) -> Response {
+    let asked = req
+        .uri()
+        .path()
+        .strip_prefix("/v")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(v, _)| v.to_string())
+        .filter(|v| parse_version(v).is_some());
+    if let Some(v) = asked {
+        let version = parse_version(&v);
+        if version > parse_version(API_VERSION) {
+            return ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "client version {v} is too new. Maximum supported API version is {API_VERSION}"
+                ),
+            )
+            .into_response();
+        }
+        if version < parse_version(MIN_API_VERSION) {
+            return ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("client version {v} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"),
+            )
+            .into_response();
+        }
+    }
+    next.run(strip_version(req)).await
 }
 
 /// `/v1.44/images/json` -> `/images/json`. Logs each request at debug level as dockerd does
@@ -120,7 +157,7 @@ fn strip_version(mut req: Request) -> Request {
     if let Some(rest) = path.strip_prefix("/v") {
         if let Some(slash) = rest.find('/') {
             let v = &rest[..slash];
-            if v.split('.').count() == 2 && v.split('.').all(|p| p.parse::<u32>().is_ok()) {
+            if parse_version(v).is_some() {
                 let new_path = rest[slash..].to_string();
                 let pq = match req.uri().query() {
                     Some(q) => format!("{new_path}?{q}"),
@@ -216,6 +253,8 @@ async fn version() -> Json<SystemVersion> {
         arch: Some(arch.into()),
         kernel_version: Some(kernel),
         experimental: Some(false),
+        // The docker CLI prints this as "Go version"; berthd's honest equivalent.
+        go_version: Some(env!("BERTHD_RUSTC_VERSION").into()),
         platform: Some(bollard_stubs::models::SystemVersionPlatform {
             name: "berth".into(),
         }),
@@ -275,6 +314,15 @@ async fn info(State(d): State<Arc<Daemon>>) -> ApiResult<Json<serde_json::Value>
         "Name": uname.nodename().to_string_lossy(),
         // Every container gets Docker's default seccomp profile unless told otherwise.
         "SecurityOptions": ["name=seccomp,profile=builtin"],
+        // Containers run under monitors of their own and survive berthd (always on).
+        "LiveRestoreEnabled": true,
+        "ExperimentalBuild": false,
+        "Debug": tracing::enabled!(tracing::Level::DEBUG),
+        // berth does not do swarm mode (Kubernetes is its road to many machines).
+        "Swarm": {
+            "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+            "ControlAvailable": false, "Error": "", "RemoteManagers": null,
+        },
         "Warnings": [],
     })))
 }
@@ -426,6 +474,8 @@ async fn image_get(State(d): State<Arc<Daemon>>, Path(rest): Path<String>) -> Ap
         let v = blocking(move || {
             let img = d.images.resolve(&name)?;
             let config = serde_json::to_value(d.images.config_of(&img)?).unwrap_or_default();
+            // Docker's own fields of an image config, which the OCI type does not keep.
+            let raw = d.images.raw_config(&img)?;
             let tags = d.images.tags_of(&img.id)?;
             Ok(json!({
                 "Id": img.id.to_string(),
@@ -435,6 +485,15 @@ async fn image_get(State(d): State<Arc<Daemon>>, Path(rest): Path<String>) -> Ap
                 "Comment": config["history"].as_array().and_then(|h| h.last())
                     .and_then(|h| h["comment"].as_str()).unwrap_or(""),
                 "Created": config["created"],
+                // Deprecated in API 1.45 but present up to 1.44, which is berthd's newest:
+                // docker-compose 1.29 reads ContainerConfig.Volumes when it recreates.
+                "Container": raw["container"].as_str().unwrap_or(""),
+                "ContainerConfig": match &raw["container_config"] {
+                    serde_json::Value::Object(c) => json!(c),
+                    _ => empty_container_config(),
+                },
+                "DockerVersion": raw["docker_version"].as_str().unwrap_or(""),
+                "Author": raw["author"].as_str().unwrap_or(""),
                 "Config": config["config"],
                 "Architecture": config["architecture"],
                 "Os": config["os"],
@@ -486,6 +545,17 @@ async fn image_get(State(d): State<Arc<Daemon>>, Path(rest): Path<String>) -> Ap
         StatusCode::NOT_FOUND,
         format!("page not found: /images/{rest}"),
     ))
+}
+
+/// The `ContainerConfig` dockerd shows for an image no container made (imported, loaded).
+fn empty_container_config() -> serde_json::Value {
+    json!({
+        "Hostname": "", "Domainname": "", "User": "",
+        "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
+        "Tty": false, "OpenStdin": false, "StdinOnce": false,
+        "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "",
+        "Entrypoint": null, "OnBuild": null, "Labels": null,
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -556,28 +626,32 @@ fn image_delete_events(d: &Daemon, deleted: &[Digest]) {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct TagQuery {
-    repo: String,
-    #[serde(default)]
-    tag: Option<String>,
-}
-
 /// `POST /images/{name}/tag?repo=&tag=`.
 async fn image_post(
     State(d): State<Arc<Daemon>>,
     Path(rest): Path<String>,
-    Query(q): Query<TagQuery>,
+    uri: Uri,
 ) -> ApiResult<StatusCode> {
+    if rest.ends_with("/push") {
+        return Err(crate::unsupported::no_registry_client("pushing images"));
+    }
     let Some(name) = rest.strip_suffix("/tag").map(String::from) else {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("page not found: /images/{rest}"),
         ));
     };
-    let target = match q.tag.as_deref().filter(|t| !t.is_empty()) {
-        Some(t) => format!("{}:{t}", q.repo),
-        None => q.repo.clone(),
+    let params = query_params(&uri);
+    let repo = first_param(&params, "repo").unwrap_or_default();
+    if repo.is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "repository name must have at least one component".into(),
+        ));
+    }
+    let target = match first_param(&params, "tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo,
     };
     blocking(move || {
         let img = d.images.resolve(&name)?;

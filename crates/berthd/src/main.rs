@@ -10,6 +10,7 @@ mod detach;
 mod dirlock;
 mod networks;
 mod system;
+mod unsupported;
 mod volumes;
 
 use std::os::unix::fs::PermissionsExt;

@@ -378,10 +378,12 @@ impl Engine {
         let spool = spool??;
         let tag = reference.clone();
         let event_comment = comment.clone();
+        let id = rec.id.clone();
         let img = tokio::task::spawn_blocking(move || -> Result<_> {
             Ok(images.commit(
                 &parent,
                 std::io::BufReader::new(spool),
+                &id,
                 serde_json::Value::Object(section),
                 reference.as_ref(),
                 &comment,

@@ -378,6 +378,14 @@ impl ImageStore {
         Ok(manifest::parse_config(&image.id.to_string(), &bytes)?)
     }
 
+    /// An image's config blob as JSON, with the fields Docker adds to the OCI ones
+    /// (`container`, `container_config`, `docker_version`).
+    pub fn raw_config(&self, image: &ImageRecord) -> Result<serde_json::Value, StoreError> {
+        let bytes = self.content.read(&image.id)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| meta_err(&self.content.blob_path(&image.id), e.into()))
+    }
+
     /// Tags an image (`docker tag`); moves the tag if it named another image.
     pub fn tag(&self, id: &Digest, r: &Reference) -> Result<(), StoreError> {
         let _lock = self.lock()?;
@@ -841,12 +849,15 @@ impl ImageStore {
 
     /// `docker commit`: a new image made of `parent`'s layers plus `layer` (a tar, e.g. a
     /// container's changes from [`crate::diff::write_diff`]), with `config` as its runtime
-    /// config section and one more history entry; tagged `reference` if given.
+    /// config section and one more history entry; tagged `reference` if given. `container`
+    /// (its ID) and its config are recorded as Docker records them (`container`,
+    /// `container_config`).
     #[allow(clippy::too_many_arguments)]
     pub fn commit<R: Read>(
         &self,
         parent: &ImageRecord,
         layer: R,
+        container: &str,
         config: serde_json::Value,
         reference: Option<&Reference>,
         comment: &str,
@@ -875,6 +886,8 @@ impl ImageStore {
         let diff_id = stats.diff_id.expect("unpack sets it");
         let mut cfg = parent_config.clone();
         cfg["created"] = serde_json::json!(created);
+        cfg["container"] = serde_json::json!(container);
+        cfg["container_config"] = config.clone();
         cfg["config"] = config;
         if !author.is_empty() {
             cfg["author"] = serde_json::json!(author);

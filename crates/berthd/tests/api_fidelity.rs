@@ -1,0 +1,161 @@
+//! The Engine API as docker clients use it (issue 18): what a dockerd 20.10 that is not in a
+//! swarm answers, API versions, the image fields older clients read, and the endpoints berth
+//! does not serve yet answering with what is missing instead of a 404 or a broken pipe.
+
+use berth_testkit::{have_docker_cli, Daemon};
+
+fn daemon_with_busybox() -> Daemon {
+    assert!(
+        have_docker_cli(),
+        "these tests drive berthd with the docker CLI: install docker.io (scripts/install-deps.sh)"
+    );
+    let d = Daemon::start();
+    d.load_busybox();
+    d
+}
+
+#[test]
+fn versions_outside_the_supported_range_get_dockers_400() {
+    let d = Daemon::start();
+    let (status, body) = d.request("GET", "/v1.99/version", "");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("client version 1.99 is too new. Maximum supported API version is 1.44"),
+        "{body}"
+    );
+    let (status, body) = d.request("GET", "/v1.12/containers/json", "");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("client version 1.12 is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"),
+        "{body}"
+    );
+    for ok in ["/v1.24/version", "/v1.44/version", "/version"] {
+        let (status, body) = d.request("GET", ok, "");
+        assert_eq!(status, 200, "{ok}: {body}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&d.request("GET", "/version", "").1).unwrap();
+    assert!(
+        v["GoVersion"].as_str().unwrap().starts_with("rustc "),
+        "{v}"
+    );
+}
+
+#[test]
+fn swarm_endpoints_answer_as_a_dockerd_outside_a_swarm() {
+    let d = daemon_with_busybox();
+    for path in [
+        "/swarm",
+        "/nodes",
+        "/services",
+        "/tasks",
+        "/secrets",
+        "/configs",
+        "/v1.41/nodes/abc",
+    ] {
+        let (status, body) = d.request("GET", path, "");
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(
+            body.contains("This node is not a swarm manager. Use \\\"docker swarm init\\\""),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = d.request("POST", "/swarm/leave", "");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("This node is not part of a swarm"), "{body}");
+    let err = d.fails(&["node", "ls"]);
+    assert!(err.contains("This node is not a swarm manager"), "{err}");
+    let info = d.ok(&["info"]);
+    assert!(info.contains("Swarm: inactive"), "{info}");
+    assert!(info.contains("Live Restore Enabled: true"), "{info}");
+    let info: serde_json::Value = serde_json::from_str(&d.request("GET", "/info", "").1).unwrap();
+    assert_eq!(info["Swarm"]["LocalNodeState"], "inactive");
+    assert_eq!(info["ExperimentalBuild"], false);
+    assert!(info["Debug"].is_boolean(), "{info}");
+}
+
+#[test]
+fn what_berth_does_not_serve_yet_says_so() {
+    let d = daemon_with_busybox();
+    // docker system prune ends with the build cache: nothing to prune, and the total.
+    d.ok(&["run", "--name", "gone", "busybox", "true"]);
+    let out = d.ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert!(d.ok(&["ps", "-aq"]).is_empty());
+    let (status, body) = d.request("POST", "/build/prune", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"SpaceReclaimed\":0"), "{body}");
+    // A legacy build: the context is read, the answer is a clear message.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nRUN true\n").unwrap();
+    std::fs::write(ctx.path().join("big"), vec![7u8; 4 << 20]).unwrap();
+    let out = d
+        .cmd_with(
+            "docker",
+            &["build", "-t", "x", ctx.path().to_str().unwrap()],
+        )
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("building images is not supported by berth yet"),
+        "{err}"
+    );
+    // push and search name the missing registry client; no axum message leaks.
+    d.ok(&["tag", "busybox", "127.0.0.1:5999/busybox"]);
+    let out = d.docker(&["push", "127.0.0.1:5999/busybox"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("pushing images is not supported by berth yet"),
+        "{text}"
+    );
+    assert!(!text.contains("deserialize"), "{text}");
+    let err = d.fails(&["search", "busybox"]);
+    assert!(
+        err.contains("searching registries is not supported"),
+        "{err}"
+    );
+    let (status, body) = d.request("POST", "/auth", r#"{"username":"u","password":"p"}"#);
+    assert_eq!(status, 501, "{body}");
+    assert!(body.contains("logging in to a registry"), "{body}");
+    // Tagging still works, and a tag request without a repository is Docker's 400.
+    let (status, body) = d.request("POST", "/images/busybox/tag", "");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("repository name must have at least one component"),
+        "{body}"
+    );
+}
+
+#[test]
+fn image_inspect_carries_container_and_container_config() {
+    let d = daemon_with_busybox();
+    let cc = d.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .ContainerConfig}}",
+        "busybox",
+    ]);
+    let cc: serde_json::Value = serde_json::from_str(&cc).unwrap();
+    assert_eq!(cc["Volumes"], serde_json::Value::Null);
+    assert_eq!(cc["Image"], "");
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "src",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /f; sleep 30",
+    ]);
+    let id = id.trim();
+    d.ok(&["commit", "src", "committed:1"]);
+    let container = d.ok(&["image", "inspect", "-f", "{{.Container}}", "committed:1"]);
+    assert_eq!(container.trim(), id);
+    d.ok(&["rm", "-f", "src"]);
+}
