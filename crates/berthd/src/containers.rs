@@ -50,12 +50,28 @@ pub struct CreateQuery {
     name: Option<String>,
 }
 
+/// An unknown restart policy name gets dockerd's words, not the typed parser's (which would
+/// call it invalid JSON).
+fn check_restart_policy(body: &[u8]) -> ApiResult<()> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(()); // the typed parse says what is wrong
+    };
+    match v["HostConfig"]["RestartPolicy"]["Name"].as_str() {
+        None | Some("" | "no" | "always" | "on-failure" | "unless-stopped") => Ok(()),
+        Some(name) => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"),
+        )),
+    }
+}
+
 /// `POST /containers/create`.
 pub async fn create(
     State(d): State<Arc<Daemon>>,
     Query(q): Query<CreateQuery>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<ContainerCreateResponse>)> {
+    check_restart_policy(&body)?;
     let body: ContainerCreateBody = json_body(&body)?;
     let (rec, warnings) = d.engine.create(q.name.as_deref(), body).await?;
     Ok((

@@ -78,6 +78,44 @@ pub(crate) fn resolve_in_root(root: &Path, path: &str) -> Result<PathBuf> {
     Ok(full)
 }
 
+/// Creates the directory `path` inside `root` and any missing parents (mode 0755, owned by
+/// root, as dockerd makes a missing working directory). Each parent is reached with
+/// `openat2(RESOLVE_IN_ROOT)`, so a symlink in the image cannot point the creation outside.
+pub(crate) fn mkdir_in_root(root: &Path, path: &str) -> Result<()> {
+    let rootfd = rustix::fs::open(
+        root,
+        OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err("open", root)(e.into()))?;
+    let mut done = String::from(".");
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        let parent = rustix::fs::openat2(
+            &rootfd,
+            done.as_str(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|e| {
+            EngineError::InvalidParameter(format!(
+                "working directory {path}: {done} in the container: {e}"
+            ))
+        })?;
+        match rustix::fs::mkdirat(&parent, part, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "working directory {path}: cannot create {part} in the container: {e}"
+                )))
+            }
+        }
+        done.push('/');
+        done.push_str(part);
+    }
+    Ok(())
+}
+
 fn stat_of(p: &Path) -> Result<PathStat> {
     let m = std::fs::symlink_metadata(p).map_err(io_err("stat", p))?;
     let mut mode = m.mode() & 0o777;

@@ -525,6 +525,7 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()))??
         };
         let mut host = body.host_config.clone().unwrap_or_default();
+        check_resources(&host)?;
         let mut config = to_container_config(&body)?;
         spec::merge_image_config(&mut config, image_cfg.config().as_ref());
         let image_health: Option<bollard_stubs::models::HealthConfig> =
@@ -1033,6 +1034,22 @@ impl Engine {
         let dir = self.ctr_dir(&rec.id);
         let rootfs = dir.join("rootfs");
         self.mount_rootfs(rec)?;
+        // As dockerd: a working directory the image lacks is made (the runtime would fail).
+        if let Some(w) = rec.config.working_dir.as_deref().filter(|w| !w.is_empty()) {
+            archive::mkdir_in_root(&rootfs, w)?;
+        }
+        // A bind source that went away since create: named here, not as the runtime's
+        // "failed to prepare rootfs".
+        for m in &rec.mounts {
+            if let (Some("bind"), Some(src)) = (m.typ.as_deref(), m.source.as_deref()) {
+                if std::fs::symlink_metadata(src).is_err() {
+                    let _ = berth_image::snapshot::unmount(&rootfs);
+                    return Err(EngineError::InvalidParameter(format!(
+                        "invalid mount config for type \"bind\": bind source path does not exist: {src}"
+                    )));
+                }
+            }
+        }
         for m in &rec.mounts {
             if m.typ.as_deref() == Some("volume") && m.mode.as_deref() != Some("nocopy") {
                 if let (Some(src), Some(dst)) = (&m.source, &m.destination) {
@@ -1920,15 +1937,52 @@ fn merge_health(
     Some(h)
 }
 
-/// libcontainer's "executable 'x' not found in $PATH" in the words the docker CLI looks for
-/// to exit with 127 (as runc's error reads through dockerd).
+/// A runtime's start error in dockerd's words, once: the docker CLI reads "executable file
+/// not found" as exit 127 and "permission denied" as 126. libcontainer nests its cause in
+/// boilerplate ("exec process failed with error error in executing process : ..."), which
+/// is dropped; what remains names the executable or the path.
 fn docker_wording(message: String) -> String {
-    if let Some(rest) = message.split("executable '").nth(1) {
-        if let Some((exe, _)) = rest.split_once("' not found") {
-            return format!("exec: \"{exe}\": executable file not found in $PATH: {message}");
+    let inner = message
+        .rsplit_once("error in executing process : ")
+        .map_or(message.as_str(), |(_, cause)| cause)
+        .trim();
+    let quoted = |s: &str, after: &str| -> Option<String> {
+        let rest = s.split("executable '").nth(1)?;
+        rest.split_once(after).map(|(exe, _)| exe.to_string())
+    };
+    if let Some(exe) = quoted(inner, "' not found") {
+        return format!("exec: \"{exe}\": executable file not found in $PATH");
+    }
+    if inner.contains("does not have correct permissions") {
+        if let Some(exe) = quoted(inner, "' at path") {
+            return format!("exec: \"{exe}\": permission denied");
         }
     }
-    message
+    inner.to_string()
+}
+
+/// dockerd's bounds on memory and CPU limits, checked at create (the kernel would take a
+/// memory limit too small to start in, and a CPU quota larger than the host).
+fn check_resources(h: &bollard_stubs::models::HostConfig) -> Result<()> {
+    const MIN_MEMORY: i64 = 6 << 20;
+    let bad = |m: String| Err(EngineError::InvalidParameter(m));
+    if h.memory.is_some_and(|m| m > 0 && m < MIN_MEMORY) {
+        return bad("Minimum memory limit allowed is 6MB".into());
+    }
+    if h.memory_reservation
+        .is_some_and(|m| m > 0 && m < MIN_MEMORY)
+    {
+        return bad("Minimum memory reservation allowed is 6MB".into());
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    if h.nano_cpus
+        .is_some_and(|n| n != 0 && !(10_000_000..=cpus * 1_000_000_000).contains(&n))
+    {
+        return bad(format!(
+            "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a restart policy restarts the container now, and after how long.
@@ -2238,6 +2292,42 @@ fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runtime_errors_read_as_dockerds_once() {
+        let chain = "berth-runtime: create container: failed to create container: exec process failed with error error in executing process : ";
+        assert_eq!(
+            docker_wording(format!("{chain}executable 'nosuch' not found in $PATH")),
+            "exec: \"nosuch\": executable file not found in $PATH"
+        );
+        assert_eq!(
+            docker_wording(format!(
+                "{chain}executable '/etc/passwd' at path '\"/etc/passwd\"' does not have correct permissions"
+            )),
+            "exec: \"/etc/passwd\": permission denied"
+        );
+        assert_eq!(
+            docker_wording(format!("{chain}no such device")),
+            "no such device"
+        );
+        assert_eq!(docker_wording("cgroup: busy".into()), "cgroup: busy");
+    }
+
+    #[test]
+    fn resources_are_bounded_as_by_dockerd() {
+        let h = |memory, nano_cpus| bollard_stubs::models::HostConfig {
+            memory: Some(memory),
+            nano_cpus: Some(nano_cpus),
+            ..Default::default()
+        };
+        assert!(check_resources(&h(6 << 20, 0)).is_ok());
+        assert!(check_resources(&h(0, 1_000_000_000)).is_ok());
+        let err = check_resources(&h(4 << 20, 0)).unwrap_err().to_string();
+        assert_eq!(err, "Minimum memory limit allowed is 6MB");
+        let err = check_resources(&h(0, 1 << 50)).unwrap_err().to_string();
+        assert!(err.starts_with("Range of CPUs is from 0.01 to "), "{err}");
+        assert!(check_resources(&h(0, 1_000)).is_err());
+    }
 
     #[test]
     fn signals_parse_as_docker_accepts_them() {

@@ -141,6 +141,11 @@ pub fn merge_image_config(c: &mut ContainerConfig, image: Option<&oci_spec::imag
             c.entrypoint = img.entrypoint().clone();
         }
     }
+    // `--entrypoint ''` (the docker CLI sends `[""]`): no entrypoint, and, as with any
+    // entrypoint given, not the image's cmd either (dockerd records it as null).
+    if c.entrypoint.as_deref() == Some(&[String::new()][..]) {
+        c.entrypoint = None;
+    }
     if c.working_dir.as_deref().unwrap_or("").is_empty() {
         c.working_dir = img.working_dir().clone().filter(|w| !w.is_empty());
     }
@@ -176,7 +181,7 @@ pub fn argv(c: &ContainerConfig) -> Result<Vec<String>, SpecError> {
     let mut args: Vec<String> = c.entrypoint.clone().unwrap_or_default();
     args.extend(c.cmd.clone().unwrap_or_default());
     if args.is_empty() || args[0].is_empty() {
-        return Err(bad("no command specified"));
+        return Err(bad("No command specified"));
     }
     Ok(args)
 }
@@ -857,7 +862,7 @@ mod tests {
         assert_eq!(c.env.unwrap(), ["PATH=/bin", "A=mine", "B=new"]);
         assert_eq!(
             argv(&ContainerConfig::default()).unwrap_err().0,
-            "no command specified"
+            "No command specified"
         );
     }
 

@@ -212,6 +212,15 @@ impl Engine {
                 .cloned()
                 .unwrap_or_else(|| "rprivate".into());
             if src.starts_with('/') {
+                // As dockerd: a `-v` bind source that does not exist is made, as a
+                // directory (`--mount` refuses one instead).
+                if std::fs::symlink_metadata(&src).is_err() {
+                    std::fs::create_dir_all(&src).map_err(|e| {
+                        bad(format!(
+                            "error while creating mount source path '{src}': {e}"
+                        ))
+                    })?;
+                }
                 out.push(bind(&src, &dst, !ro, &prop));
             } else {
                 let mut v = volume(Some(&src), &dst, !ro)?;

@@ -1,0 +1,171 @@
+//! Containers as Docker runs them (issue 18, items 7 to 9), through the docker CLI: what is
+//! made for the user, what is refused at create, and the exit codes and words of a command
+//! that cannot run.
+
+use berth_testkit::{have_docker_cli, Daemon};
+
+fn daemon_with_busybox() -> Daemon {
+    assert!(
+        have_docker_cli(),
+        "these tests drive berthd with the docker CLI: install docker.io (scripts/install-deps.sh)"
+    );
+    let d = Daemon::start();
+    d.load_busybox();
+    d
+}
+
+fn run(d: &Daemon, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    let out = d.docker(&all);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn missing_bind_sources_and_working_directories_are_made_and_entrypoint_resets() {
+    let d = daemon_with_busybox();
+    let host = d.dir.path().join("made-by-v").join("deep");
+    let bind = format!("{}:/x", host.display());
+    let (rc, out, err) = run(&d, &["-v", &bind, "busybox", "sh", "-c", "echo hi > /x/f"]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(out, "");
+    assert!(host.is_dir());
+    assert_eq!(std::fs::read_to_string(host.join("f")).unwrap(), "hi\n");
+    // --mount refuses a missing source instead, with dockerd's words.
+    let missing = d.dir.path().join("not-there");
+    let mount = format!("type=bind,source={},target=/x", missing.display());
+    let (rc, _, err) = run(&d, &["--mount", &mount, "busybox", "true"]);
+    assert_eq!(rc, 125);
+    assert!(
+        err.contains(&format!(
+            "invalid mount config for type \"bind\": bind source path does not exist: {}",
+            missing.display()
+        )),
+        "{err}"
+    );
+    assert!(!missing.exists());
+    // -w: a working directory the image lacks is made.
+    let (rc, out, err) = run(&d, &["-w", "/work/dir", "busybox", "pwd"]);
+    assert_eq!((rc, out.as_str()), (0, "/work/dir\n"), "{err}");
+    // ... inside the container even through a symlink that points out of it.
+    d.ok(&[
+        "run",
+        "--name",
+        "linked",
+        "busybox",
+        "ln",
+        "-s",
+        "/../../../../tmp",
+        "/escape",
+    ]);
+    d.ok(&["commit", "linked", "linked:1"]);
+    let marker = format!("berth-test-escape-{}", std::process::id());
+    let workdir = format!("/escape/{marker}");
+    let (rc, out, err) = run(&d, &["-w", &workdir, "linked:1", "pwd"]);
+    // The process's getcwd() names the directory the link led to, in the container.
+    assert_eq!(
+        (rc, out.trim()),
+        (0, format!("/tmp/{marker}").as_str()),
+        "{err}"
+    );
+    assert!(
+        !std::path::Path::new("/tmp").join(&marker).exists(),
+        "the working directory was made on the host"
+    );
+    // --entrypoint '' resets the entrypoint (the CLI sends [""]): the command runs alone.
+    let (rc, out, err) = run(&d, &["--entrypoint", "", "busybox", "echo", "hi"]);
+    assert_eq!((rc, out.as_str()), (0, "hi\n"), "{err}");
+    d.ok(&[
+        "create",
+        "--name",
+        "ep",
+        "--entrypoint",
+        "",
+        "busybox",
+        "echo",
+        "x",
+    ]);
+    let ep = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .Config.Entrypoint}} {{json .Config.Cmd}}",
+        "ep",
+    ]);
+    assert_eq!(ep, "null [\"echo\",\"x\"]\n");
+    // ... and without a command there is nothing to run, as dockerd says.
+    let (rc, _, err) = run(&d, &["--entrypoint", "", "busybox"]);
+    assert_eq!(rc, 125);
+    assert!(err.contains("No command specified"), "{err}");
+}
+
+#[test]
+fn commands_that_cannot_run_exit_126_and_127_with_dockers_words() {
+    let d = daemon_with_busybox();
+    let (rc, _, err) = run(&d, &["busybox", "/etc/passwd"]);
+    assert_eq!(rc, 126, "{err}");
+    assert!(
+        err.contains("exec: \"/etc/passwd\": permission denied"),
+        "{err}"
+    );
+    assert!(!err.contains("error error"), "{err}");
+    let (rc, _, err) = run(&d, &["busybox", "nosuch"]);
+    assert_eq!(rc, 127, "{err}");
+    assert!(
+        err.contains("exec: \"nosuch\": executable file not found in $PATH"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("nosuch").count(),
+        1,
+        "said more than once: {err}"
+    );
+    // A bind source removed after create is named at start.
+    let src = d.dir.path().join("gone-later");
+    std::fs::create_dir(&src).unwrap();
+    let mount = format!("type=bind,source={},target=/x", src.display());
+    d.ok(&[
+        "create", "--name", "later", "--mount", &mount, "busybox", "true",
+    ]);
+    std::fs::remove_dir(&src).unwrap();
+    let err = d.fails(&["start", "later"]);
+    assert!(
+        err.contains(&format!(
+            "bind source path does not exist: {}",
+            src.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn create_validates_limits_and_policies_as_dockerd() {
+    let d = daemon_with_busybox();
+    let (rc, _, err) = run(&d, &["-m", "4m", "busybox", "true"]);
+    assert_eq!(rc, 125);
+    assert!(err.contains("Minimum memory limit allowed is 6MB"), "{err}");
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let (rc, _, err) = run(&d, &["--cpus", "64", "busybox", "true"]);
+    assert_eq!(rc, 125);
+    assert!(
+        err.contains(&format!(
+            "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+        )),
+        "{err}"
+    );
+    let (status, body) = d.request(
+        "POST",
+        "/containers/create",
+        r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"),
+        "{body}"
+    );
+    assert!(!body.contains("JSON"), "{body}");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
