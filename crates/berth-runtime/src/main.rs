@@ -81,8 +81,21 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("berth-runtime: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(failure_code(&format!("{e:#}")))
         }
+    }
+}
+
+/// The exit status of a failed command: a process that could not be executed gets the
+/// shell's (and dockerd's) 127 for a missing executable and 126 for one that cannot be run,
+/// so that `docker exec` reports them as Docker does; anything else is 1.
+fn failure_code(message: &str) -> u8 {
+    if message.contains("not found in $PATH") {
+        127
+    } else if message.contains("does not have correct permissions") {
+        126
+    } else {
+        1
     }
 }
 

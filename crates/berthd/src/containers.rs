@@ -1024,10 +1024,19 @@ pub async fn exec_start(
         json_body(&body)?
     };
     let exec = d.engine.exec_inspect(&id)?;
-    let tty = exec.config.tty.unwrap_or(false);
+    // As dockerd: the start request's Tty decides the framing, whatever the exec was
+    // created with; its DetachKeys, when given, win over the exec's.
+    let tty = start.tty.unwrap_or(false);
     let attach_in = exec.config.attach_stdin.unwrap_or(false);
-    let keys = detach_keys(exec.config.detach_keys.as_deref())?;
-    let stream = d.engine.exec_start(&id, start.console_size.clone()).await?;
+    let keys = detach_keys(
+        start_detach_keys(&body)
+            .as_deref()
+            .or(exec.config.detach_keys.as_deref()),
+    )?;
+    let stream = d
+        .engine
+        .exec_start(&id, start.console_size.clone(), !tty)
+        .await?;
     if start.detach.unwrap_or(false) {
         // Nobody reads: drain the output so the process never blocks on it.
         tokio::spawn(async move {
@@ -1047,6 +1056,15 @@ pub async fn exec_start(
         relay(hyper_util::rt::TokioIo::new(upgraded), stream, keys).await;
     });
     upgrade_response(tty)
+}
+
+/// The `DetachKeys` of an exec start request (not in bollard's model of it).
+fn start_detach_keys(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v["DetachKeys"]
+        .as_str()
+        .filter(|k| !k.is_empty())
+        .map(String::from)
 }
 
 /// `GET /exec/{id}/json`.

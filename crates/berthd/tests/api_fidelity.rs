@@ -159,3 +159,50 @@ fn image_inspect_carries_container_and_container_config() {
     assert_eq!(container.trim(), id);
     d.ok(&["rm", "-f", "src"]);
 }
+
+fn exec_create(d: &Daemon, ctr: &str, body: &str) -> String {
+    let (status, out) = d.request("POST", &format!("/containers/{ctr}/exec"), body);
+    assert_eq!(status, 201, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["Id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn exec_output_is_framed_by_the_start_request_and_failures_exit_126_127() {
+    let d = daemon_with_busybox();
+    d.ok(&["run", "-d", "--name", "ex", "busybox", "sleep", "300"]);
+    // Made with a terminal, started without one: dockerd frames it (stdout, type 1).
+    let id = exec_create(
+        &d,
+        "ex",
+        r#"{"Cmd":["echo","hi"],"Tty":true,"AttachStdout":true,"AttachStderr":true}"#,
+    );
+    let (status, body) = d.request("POST", &format!("/exec/{id}/start"), r#"{"Tty":false}"#);
+    assert_eq!(status, 200, "{body}");
+    // (The body is chunked: a frame header, then the terminal's "hi\r\n".)
+    assert!(body.contains("\u{1}\0\0\0\0\0\0\u{4}hi\r\n"), "{body:?}");
+    // Made without one, started with Tty: raw, stdout and stderr together.
+    let id = exec_create(
+        &d,
+        "ex",
+        r#"{"Cmd":["sh","-c","echo out; echo err >&2"],"AttachStdout":true,"AttachStderr":true}"#,
+    );
+    let (status, body) = d.request("POST", &format!("/exec/{id}/start"), r#"{"Tty":true}"#);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("out\n") && body.contains("err\n"), "{body:?}");
+    assert!(
+        !body.contains('\u{1}') && !body.contains('\u{2}'),
+        "{body:?}"
+    );
+    // A command that cannot run: 127 missing, 126 not executable, as docker exec reports.
+    for (cmd, code) in [("nosuch", 127), ("/etc/passwd", 126)] {
+        let out = d.docker(&["exec", "ex", cmd]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    d.ok(&["rm", "-f", "ex"]);
+}

@@ -120,14 +120,17 @@ impl Engine {
         Ok(())
     }
 
-    /// `POST /exec/{id}/start`: starts the process; the returned stream is its stdio in
-    /// Docker's framing (raw with a tty). It ends after the exit code is recorded, so a client
-    /// that inspects the exec when its stream ends sees the code.
+    /// `POST /exec/{id}/start`: starts the process; the returned stream is its stdio, in
+    /// Docker's framing when `framed` (the start request's `Tty` is false: dockerd frames by
+    /// the start request, even the output of an exec made with a terminal) and raw
+    /// otherwise. It ends after the exit code is recorded, so a client that inspects the
+    /// exec when its stream ends sees the code.
     /// `size` is the start request's `ConsoleSize` (rows, columns), if it gave one.
     pub async fn exec_start(
         self: &Arc<Self>,
         id: &str,
         size: Option<Vec<usize>>,
+        framed: bool,
     ) -> Result<DuplexStream> {
         let (ctr_id, config) = {
             let mut map = self.execs.0.lock().expect("execs lock");
@@ -143,7 +146,7 @@ impl Engine {
             e.size = console_size(size).or(e.size);
             (e.container.clone(), e.config.clone())
         };
-        match self.spawn_exec(id, &ctr_id, &config).await {
+        match self.spawn_exec(id, &ctr_id, &config, framed).await {
             Ok(s) => Ok(s),
             Err(e) => {
                 if let Some(x) = self.execs.0.lock().expect("execs lock").get_mut(id) {
@@ -229,6 +232,7 @@ impl Engine {
         id: &str,
         ctr_id: &str,
         config: &ExecConfig,
+        framed: bool,
     ) -> Result<DuplexStream> {
         let rec = self.inspect(ctr_id)?;
         if !rec.state.status.is_running() {
@@ -304,7 +308,7 @@ impl Engine {
                         continue;
                     }
                     let mut w = out.lock().await;
-                    gone = (!tty && w.write_all(&frame_header(stream, n)).await.is_err())
+                    gone = (framed && w.write_all(&frame_header(stream, n)).await.is_err())
                         || w.write_all(&buf[..n]).await.is_err();
                 }
             })
@@ -360,7 +364,10 @@ impl Engine {
                             break;
                         }
                         if !gone {
-                            gone = out.lock().await.write_all(&buf[..n]).await.is_err();
+                            let mut w = out.lock().await;
+                            gone = (framed
+                                && w.write_all(&frame_header(Stream::Stdout, n)).await.is_err())
+                                || w.write_all(&buf[..n]).await.is_err();
                         }
                     }
                 }));
