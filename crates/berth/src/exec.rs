@@ -34,6 +34,9 @@ pub struct ExecArgs {
     /// Give extended privileges to the command
     #[arg(long)]
     pub privileged: bool,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
+    #[arg(long, value_name = "STRING")]
+    pub detach_keys: Option<String>,
     /// CONTAINER COMMAND [ARG...]
     #[arg(required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
     pub args: Vec<String>,
@@ -63,6 +66,16 @@ pub async fn exec(api: &Api, a: ExecArgs) -> anyhow::Result<()> {
     });
     if !env.is_null() {
         config["Env"] = env;
+    }
+    let keys = stdio::parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "Invalid detach keys ({}) provided: {e}",
+                a.detach_keys.as_deref().unwrap_or("")
+            )
+        })?;
+    if let Some(k) = &a.detach_keys {
+        config["DetachKeys"] = json!(k);
     }
     if let Some((h, w)) = stdio::terminal_size().filter(|_| a.tty) {
         config["ConsoleSize"] = json!([h, w]);
@@ -95,9 +108,11 @@ pub async fn exec(api: &Api, a: ExecArgs) -> anyhow::Result<()> {
     if a.tty {
         stdio::follow_window_size(api, format!("/exec/{id}/resize"));
     }
-    let streamed = stdio::session(conn, a.tty, a.interactive).await;
+    let streamed = stdio::session(conn, a.tty, a.interactive, Some(keys)).await;
     drop(raw);
-    streamed?;
+    if streamed? == stdio::Ended::Detached {
+        return Err(crate::run::escaped());
+    }
     let info: Value = api.get(&format!("/exec/{id}/json"), "").await?;
     match info["ExitCode"].as_i64().unwrap_or(126) {
         0 => Ok(()),

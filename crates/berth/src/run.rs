@@ -46,6 +46,9 @@ pub struct RunArgs {
     /// Proxy received signals to the process
     #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
     pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
+    #[arg(long, value_name = "STRING")]
+    pub detach_keys: Option<String>,
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -68,6 +71,9 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short, long)]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
+    #[arg(long, value_name = "STRING")]
+    pub detach_keys: Option<String>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -81,6 +87,9 @@ pub struct AttachArgs {
     /// Proxy all received signals to the process
     #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
     pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
+    #[arg(long, value_name = "STRING")]
+    pub detach_keys: Option<String>,
     pub container: String,
 }
 
@@ -211,6 +220,7 @@ pub async fn run(api: &Api, a: RunArgs) -> anyhow::Result<()> {
         }
         .into());
     }
+    let keys = detach_keys(a.detach_keys.as_deref())?;
     let id = create(api, o, &a.args, a.rm).await.map_err(|e| Exit {
         code: 125,
         message: format!("berth: {e:#}\n\nRun 'berth run --help' for more information"),
@@ -233,6 +243,7 @@ pub async fn run(api: &Api, a: RunArgs) -> anyhow::Result<()> {
                 ("stdin", (stdin as u8).to_string()),
                 ("stdout", (stdout as u8).to_string()),
                 ("stderr", (stderr as u8).to_string()),
+                ("detachKeys", a.detach_keys.clone().unwrap_or_default()),
             ]),
             None,
         )
@@ -258,7 +269,12 @@ pub async fn run(api: &Api, a: RunArgs) -> anyhow::Result<()> {
     } else if a.sig_proxy {
         stdio::proxy_signals(api, &id);
     }
-    let streamed = stdio::session(conn, o.tty, stdin).await;
+    let streamed = stdio::session(conn, o.tty, stdin, Some(keys)).await;
+    if matches!(streamed, Ok(stdio::Ended::Detached)) {
+        // As the docker CLI: detached, the container runs on, and run exits 0.
+        drop(raw);
+        return Ok(());
+    }
     let code = status.await;
     drop(raw);
     streamed.context("stream the container's output")?;
@@ -273,15 +289,34 @@ async fn inspect(api: &Api, id: &str) -> anyhow::Result<Value> {
     api.get(&format!("/containers/{}/json", seg(id)), "").await
 }
 
+/// The detach keys given (or Docker's default), as bytes; a bad one is Docker's error.
+fn detach_keys(keys: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    stdio::parse_detach_keys(keys.unwrap_or("ctrl-p,ctrl-q")).map_err(|e| {
+        Exit {
+            code: 125,
+            message: format!(
+                "berth: Invalid detach keys ({}) provided: {e}",
+                keys.unwrap_or("")
+            ),
+        }
+        .into()
+    })
+}
+
+/// The exit status of an attached session: `None` when the user detached.
+type Attached = Option<i64>;
+
 /// Attaches to a running (or about to start) container until its output ends; returns its
-/// exit status.
+/// exit status, or `None` if the user detached.
 async fn attach_until_exit(
     api: &Api,
     id: &str,
     stdin: bool,
     sig_proxy: bool,
     start: bool,
-) -> anyhow::Result<i64> {
+    keys: Option<&str>,
+) -> anyhow::Result<Attached> {
+    let detach = detach_keys(keys)?;
     let info = inspect(api, id).await?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let id = info["Id"].as_str().unwrap_or(id).to_string();
@@ -294,6 +329,7 @@ async fn attach_until_exit(
                 ("stdin", (stdin as u8).to_string()),
                 ("stdout", "1".into()),
                 ("stderr", "1".into()),
+                ("detachKeys", keys.unwrap_or_default().to_string()),
             ]),
             None,
         )
@@ -309,9 +345,11 @@ async fn attach_until_exit(
     } else if sig_proxy {
         stdio::proxy_signals(api, &id);
     }
-    let streamed = stdio::session(conn, tty, stdin).await;
+    let streamed = stdio::session(conn, tty, stdin, Some(detach)).await;
     drop(raw);
-    streamed?;
+    if streamed? == stdio::Ended::Detached {
+        return Ok(None);
+    }
     let running = !start
         && api
             .get(&format!("/containers/{id}/json"), "")
@@ -321,9 +359,9 @@ async fn attach_until_exit(
             .unwrap_or(false);
     if running {
         // The output ended (stdin closed) but the container lives on: nothing to wait for.
-        return Ok(0);
+        return Ok(Some(0));
     }
-    status.await
+    status.await.map(Some)
 }
 
 /// `berth start`.
@@ -332,8 +370,17 @@ pub async fn start(api: &Api, a: StartArgs) -> anyhow::Result<()> {
         if a.containers.len() > 1 {
             anyhow::bail!("you cannot start and attach multiple containers at once");
         }
-        let code = attach_until_exit(api, &a.containers[0], a.interactive, true, true).await?;
-        return match code {
+        let code = attach_until_exit(
+            api,
+            &a.containers[0],
+            a.interactive,
+            true,
+            true,
+            a.detach_keys.as_deref(),
+        )
+        .await?;
+        // Detached: the docker CLI's start -ai exits 0, silently.
+        return match code.unwrap_or(0) {
             0 => Ok(()),
             c => Err(exit(c as i32)),
         };
@@ -355,9 +402,27 @@ pub async fn attach(api: &Api, a: AttachArgs) -> anyhow::Result<()> {
     if info["State"]["Running"].as_bool() != Some(true) {
         anyhow::bail!("You cannot attach to a stopped container, start it first");
     }
-    let code = attach_until_exit(api, &a.container, !a.no_stdin, a.sig_proxy, false).await?;
+    let code = attach_until_exit(
+        api,
+        &a.container,
+        !a.no_stdin,
+        a.sig_proxy,
+        false,
+        a.detach_keys.as_deref(),
+    )
+    .await?;
     match code {
-        0 => Ok(()),
-        c => Err(exit(c as i32)),
+        None => Err(escaped()),
+        Some(0) => Ok(()),
+        Some(c) => Err(exit(c as i32)),
     }
+}
+
+/// What `attach` and `exec` end with when the user detached, as the docker CLI's.
+pub fn escaped() -> anyhow::Error {
+    Exit {
+        code: 1,
+        message: "read escape sequence".into(),
+    }
+    .into()
 }
