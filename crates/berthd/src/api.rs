@@ -6,6 +6,7 @@
 //! [`API_VERSION`]), as dockerd does; the prefix is stripped before routing. The image store is
 //! blocking file-system code, so each call runs on tokio's blocking pool.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -14,6 +15,7 @@ use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use berth_engine::filters::{Args, ImageList, ImagePrune};
 use berth_image::store::{ImageStore, StoreError};
 use berth_image::{Digest, Reference};
 use bollard_stubs::models::{ImageDeleteResponseItem, ImageSummary, SystemVersion};
@@ -337,100 +339,23 @@ fn created_unix(created: Option<&String>) -> i64 {
         .map_or(0, |t| t.timestamp())
 }
 
-/// `GET /images/json?filters=`: Docker's `dangling`, `reference`, `label`, `before` and
-/// `since` filters.
+/// `GET /images/json?filters=` (`before`, `dangling`, `label`, `reference`, `since`,
+/// `until`).
 async fn list_images(State(d): State<Arc<Daemon>>, uri: Uri) -> ApiResult<Json<Vec<ImageSummary>>> {
-    let filters = first_param(&query_params(&uri), "filters")
-        .map(|f| containers::parse_filters(&f))
-        .transpose()?
-        .unwrap_or_default();
-    for k in filters.keys() {
-        if !["dangling", "reference", "label", "before", "since"].contains(&k.as_str()) {
-            return Err(ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("invalid filter '{k}'"),
-            ));
-        }
-    }
+    let args = Args::from_json(&first_param(&query_params(&uri), "filters").unwrap_or_default())?;
     let all = blocking({
         let d = d.clone();
         move || image_summaries(&d)
     })
     .await?;
     // `before`/`since` name an image; its creation time bounds the others'.
-    let created_of = |name: &str| -> ApiResult<i64> {
-        let img = d.images.resolve(name).map_err(ApiError::from)?;
-        Ok(all
-            .iter()
-            .find(|i| i.id == img.id.to_string())
-            .map_or(0, |i| i.created))
-    };
-    let mut bounds = (i64::MIN, i64::MAX);
-    for b in filters.get("before").into_iter().flatten() {
-        bounds.1 = bounds.1.min(created_of(b)?);
-    }
-    for s in filters.get("since").into_iter().flatten() {
-        bounds.0 = bounds.0.max(created_of(s)?);
-    }
-    let out = all
-        .into_iter()
-        .filter(|i| image_matches(i, &filters, bounds))
-        .map(|mut i| {
-            // As dockerd: with a reference filter, an image lists the tags that matched.
-            if let Some(pats) = filters.get("reference") {
-                i.repo_tags.retain(|t| {
-                    let (repo, tag) = t.rsplit_once(':').unwrap_or((t, ""));
-                    pats.iter().any(|p| matches_reference(p, repo, tag))
-                });
-            }
-            i
-        })
-        .collect();
-    Ok(Json(out))
-}
-
-fn image_matches(
-    i: &ImageSummary,
-    f: &std::collections::HashMap<String, Vec<String>>,
-    (after, before): (i64, i64),
-) -> bool {
-    let dangling = i.repo_tags.is_empty();
-    let ok_dangling = f.get("dangling").is_none_or(|vals| {
-        vals.iter()
-            .all(|v| matches!(v.as_str(), "true" | "1") == dangling)
-    });
-    let ok_reference = f.get("reference").is_none_or(|pats| {
-        pats.iter().any(|p| {
-            i.repo_tags.iter().any(|t| {
-                let (repo, tag) = t.rsplit_once(':').unwrap_or((t, ""));
-                matches_reference(p, repo, tag)
-            })
-        })
-    });
-    let ok_label = f.get("label").is_none_or(|labels| {
-        labels
-            .iter()
-            .all(|l| crate::containers::label_matches(|k| i.labels.get(k).map(String::as_str), l))
-    });
-    let ok_time =
-        (after == i64::MIN || i.created > after) && (before == i64::MAX || i.created < before);
-    ok_dangling && ok_reference && ok_label && ok_time
-}
-
-/// A `reference=` filter: a glob (`*` within a path component, `?` one character) on the
-/// familiar `repo:tag`, else on `repo`, as Docker's `FamiliarMatch`.
-fn matches_reference(pattern: &str, repo: &str, tag: &str) -> bool {
-    glob(pattern.as_bytes(), format!("{repo}:{tag}").as_bytes())
-        || glob(pattern.as_bytes(), repo.as_bytes())
-}
-
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && glob(p, &s[1..])),
-        (Some(&a), Some(&b)) if a == b || a == b'?' => glob(&p[1..], &s[1..]),
-        _ => false,
-    }
+    let filter = ImageList::new(args, |name| {
+        let id = d.images.resolve(name)?.id.to_string();
+        Ok(all.iter().find(|i| i.id == id).map_or(0, |i| i.created))
+    })?;
+    Ok(Json(
+        all.into_iter().filter_map(|i| filter.select(i)).collect(),
+    ))
 }
 
 /// Every image as `GET /images/json` lists it (blocking: reads the store).
@@ -832,22 +757,28 @@ async fn create_image(State(d): State<Arc<Daemon>>, uri: Uri, body: Body) -> Api
 }
 
 /// `POST /images/prune`: dangling images no container uses (with the `dangling=false`
-/// filter, every image no container uses).
+/// filter, every image no container uses), narrowed by `label`, `label!` and `until`.
 async fn prune_images(
     State(d): State<Arc<Daemon>>,
     uri: Uri,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let filters = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "filters")
-        .map(|(_, v)| containers::parse_filters(&v))
-        .transpose()?
-        .unwrap_or_default();
-    let all = filters
-        .get("dangling")
-        .is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
+    let filter = ImagePrune::new(Args::from_json(
+        &first_param(&query_params(&uri), "filters").unwrap_or_default(),
+    )?)?;
+    let all = !filter.dangling_only();
     let out = blocking(move || {
+        // The images the filters let go (one stored after this look is kept).
+        let mut pruned = HashSet::new();
+        for img in d.images.images()? {
+            let config = d.images.config_of(&img)?;
+            let labels = config.config().as_ref().and_then(|c| c.labels().clone());
+            if filter.matches(created_unix(config.created().as_ref()), &labels) {
+                pruned.insert(img.id.to_string());
+            }
+        }
         let engine = d.engine.clone();
-        let in_use = move |id: &Digest| engine.image_in_use(id);
+        let in_use =
+            move |id: &Digest| engine.image_in_use(id) || !pruned.contains(&id.to_string());
         let total = |d: &Daemon| -> u64 {
             let snaps = d.images.snapshots();
             snaps.list().iter().map(|c| snaps.size(c)).sum()
@@ -987,21 +918,6 @@ mod tests {
         assert_eq!(req("/v1.24/_ping"), "/_ping");
         assert_eq!(req("/images/json"), "/images/json");
         assert_eq!(req("/vx/images"), "/vx/images");
-    }
-
-    #[test]
-    fn reference_filters_glob_like_docker() {
-        assert!(matches_reference("busybox", "busybox", "latest"));
-        assert!(matches_reference("busy*", "busybox", "latest"));
-        assert!(!matches_reference("busy*", "library/busybox", "latest"));
-        assert!(matches_reference("*/app", "team/app", "v1"));
-        assert!(matches_reference("team/app:v?", "team/app", "v1"));
-        assert!(!matches_reference("team/app:v2", "team/app", "v1"));
-        assert!(matches_reference(
-            "registry.local:5000/*",
-            "registry.local:5000/app",
-            "v1"
-        ));
     }
 
     #[test]

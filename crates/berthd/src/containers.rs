@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use berth_engine::filters::{Args, ContainerList, ContainerPrune};
 use berth_engine::logs::LogOptions;
 use berth_engine::{AttachOptions, EngineError, Record, Status, WaitCondition};
 use bollard_stubs::models::{
@@ -98,18 +99,19 @@ pub async fn list(
     State(d): State<Arc<Daemon>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<ContainerSummary>>> {
-    let filters: HashMap<String, Vec<String>> = parse_filters(q.filters.as_deref().unwrap_or(""))?;
+    let args = Args::from_json(q.filters.as_deref().unwrap_or(""))?;
     let all = flag(&q.all) || q.limit.is_some_and(|l| l > 0);
-    let mut out = Vec::new();
-    for r in d.engine.list() {
-        if !all && !r.state.status.is_running() && !filters.contains_key("status") {
-            continue;
-        }
-        if !matches_filters(&r, &filters) {
-            continue;
-        }
-        out.push(summary(&r));
-    }
+    let filter = ContainerList::new(
+        args,
+        all,
+        |key| Ok(d.engine.inspect(key)?.id),
+        |image| d.images.resolve(image).ok().map(|i| i.id.to_string()),
+    )?;
+    let mut out: Vec<ContainerSummary> = filter
+        .select(d.engine.list(), port_summaries)
+        .iter()
+        .map(summary)
+        .collect();
     if let Some(l) = q.limit.filter(|l| *l > 0) {
         out.truncate(l as usize);
     }
@@ -123,60 +125,6 @@ pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
             StatusCode::BAD_REQUEST,
             format!("invalid JSON in the request body: {e}"),
         )
-    })
-}
-
-/// Docker's `label` filter on one value: `k` (the label is there) or `k=v` (with that value).
-/// `lookup` reads a label of the thing filtered.
-pub fn label_matches<'a>(lookup: impl Fn(&str) -> Option<&'a str>, filter: &str) -> bool {
-    match filter.split_once('=') {
-        Some((k, v)) => lookup(k) == Some(v),
-        None => lookup(filter).is_some(),
-    }
-}
-
-/// Docker's `filters` parameter: `{"name":["a"]}` or the old `{"name":{"a":true}}`; empty
-/// means none.
-pub fn parse_filters(s: &str) -> ApiResult<HashMap<String, Vec<String>>> {
-    if s.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let v: serde_json::Value = serde_json::from_str(s)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid filters: {e}")))?;
-    let mut out = HashMap::new();
-    if let Some(o) = v.as_object() {
-        for (k, vals) in o {
-            let list: Vec<String> = match vals {
-                serde_json::Value::Array(a) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect(),
-                serde_json::Value::Object(m) => m.keys().cloned().collect(),
-                _ => Vec::new(),
-            };
-            out.insert(k.clone(), list);
-        }
-    }
-    Ok(out)
-}
-
-fn matches_filters(r: &Record, f: &HashMap<String, Vec<String>>) -> bool {
-    f.iter().all(|(k, vals)| {
-        vals.is_empty()
-            || vals.iter().any(|v| match k.as_str() {
-                "id" => r.id.starts_with(v.as_str()),
-                "name" => r
-                    .name
-                    .trim_start_matches('/')
-                    .contains(v.trim_start_matches('/')),
-                "status" => r.state.status.as_str() == v,
-                "exited" => r.state.status == Status::Exited && r.state.exit_code.to_string() == *v,
-                "label" => {
-                    label_matches(|k| r.config.labels.as_ref()?.get(k).map(String::as_str), v)
-                }
-                "ancestor" => r.image_name == *v || r.image.starts_with(v.as_str()),
-                _ => true,
-            })
     })
 }
 
@@ -1167,32 +1115,19 @@ pub async fn stats(
         .into_response())
 }
 
-/// `POST /containers/prune`: removes stopped containers (filters: label, until).
+/// `POST /containers/prune`: removes stopped containers (filters: label, label!, until).
 pub async fn prune(
     State(d): State<Arc<Daemon>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let filters: HashMap<String, Vec<String>> = parse_filters(q.filters.as_deref().unwrap_or(""))?;
-    let until = filters
-        .get("until")
-        .and_then(|v| v.first())
-        .map(|u| parse_time(&Some(u.clone())))
-        .transpose()?
-        .flatten();
+    let filter = ContainerPrune::new(Args::from_json(q.filters.as_deref().unwrap_or(""))?)?;
     let mut deleted = Vec::new();
     let mut freed = 0u64;
     for r in d.engine.list() {
         if r.state.status.is_running() || r.state.status == Status::Restarting {
             continue;
         }
-        let label_ok = filters
-            .get("label")
-            .is_none_or(|ls| matches_filters(&r, &[("label".to_string(), ls.clone())].into()));
-        let created = chrono::DateTime::parse_from_rfc3339(&r.created)
-            .ok()
-            .and_then(|t| t.timestamp_nanos_opt())
-            .unwrap_or(0);
-        if !label_ok || until.is_some_and(|u| created >= u) {
+        if !filter.matches(&r) {
             continue;
         }
         if let Ok(dir) = d.engine.container_dir(&r.id) {
@@ -1377,15 +1312,5 @@ mod tests {
         );
         assert_eq!(parse_time(&Some("0".into())).ok().flatten(), None);
         assert!(parse_time(&Some("x".into())).is_err());
-    }
-
-    #[test]
-    fn filters_parse_both_forms() {
-        let f = parse_filters(r#"{"status":["exited"],"name":{"web":true}}"#)
-            .ok()
-            .unwrap();
-        assert_eq!(f["status"], ["exited"]);
-        assert_eq!(f["name"], ["web"]);
-        assert!(parse_filters("{bad").is_err());
     }
 }

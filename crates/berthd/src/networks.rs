@@ -2,20 +2,21 @@
 //! Docker's shapes. The networks are berth-network's; connecting a container goes through
 //! the engine, which records it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use berth_engine::filters::{Args, NetworkFilter};
 use berth_network::{CreateNetwork, NetError, Network};
 use bollard_stubs::models::EndpointSettings;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::{ApiError, ApiResult, Daemon};
-use crate::containers::{json_body, label_matches, parse_filters};
+use crate::containers::json_body;
 
 impl From<NetError> for ApiError {
     fn from(e: NetError) -> Self {
@@ -164,48 +165,15 @@ pub struct ListQuery {
     filters: Option<String>,
 }
 
-fn label_of(n: &Network, filter: &str) -> bool {
-    label_matches(|k| n.labels.get(k).map(String::as_str), filter)
-}
-
-fn matches(n: &Network, f: &HashMap<String, Vec<String>>) -> ApiResult<bool> {
-    for (k, vals) in f {
-        if vals.is_empty() {
-            continue;
-        }
-        let hit = match k.as_str() {
-            "name" => vals.iter().any(|v| n.name.contains(v.as_str())),
-            "id" => vals.iter().any(|v| n.id.starts_with(v.as_str())),
-            "driver" => vals.contains(&n.driver),
-            "scope" => vals.iter().any(|v| v == "local"),
-            "label" => vals.iter().any(|v| label_of(n, v)),
-            "type" => vals.iter().any(|v| match v.as_str() {
-                "custom" => n.user_defined(),
-                "builtin" => n.predefined(),
-                _ => false,
-            }),
-            "dangling" => vals.iter().any(|v| {
-                let dangling = n.user_defined() && n.endpoints.is_empty();
-                dangling == matches!(v.as_str(), "true" | "1")
-            }),
-            other => return Err(bad(format!("invalid filter '{other}'"))),
-        };
-        if !hit {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 /// `GET /networks`.
 pub async fn list(
     State(d): State<Arc<Daemon>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let f = parse_filters(q.filters.as_deref().unwrap_or(""))?;
+    let filter = NetworkFilter::list(Args::from_json(q.filters.as_deref().unwrap_or(""))?)?;
     let mut out = Vec::new();
     for n in d.engine.networks().list().await {
-        if matches(&n, &f)? {
+        if filter.matches(&n) {
             out.push(shape(&n));
         }
     }
@@ -268,21 +236,16 @@ pub async fn disconnect(
     Ok(StatusCode::OK)
 }
 
-/// `POST /networks/prune` (filters: label, until are not applied beyond label).
+/// `POST /networks/prune`: user-defined networks no container is attached to (filters:
+/// label, label!, until).
 pub async fn prune(
     State(d): State<Arc<Daemon>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    let f = parse_filters(q.filters.as_deref().unwrap_or(""))?;
+    let filter = NetworkFilter::prune(Args::from_json(q.filters.as_deref().unwrap_or(""))?)?;
     let mut gone = Vec::new();
     for n in d.engine.networks().list().await {
-        if !n.user_defined() || !n.endpoints.is_empty() {
-            continue;
-        }
-        let labels_ok = f
-            .get("label")
-            .is_none_or(|vals| vals.iter().all(|v| label_of(&n, v)));
-        if !labels_ok {
+        if !filter.matches(&n) {
             continue;
         }
         if d.engine.networks().remove(&n.id).await.is_ok() {

@@ -1,6 +1,5 @@
 //! `/events` (streamed, with Docker's filters) and `/system/df`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -8,6 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use berth_engine::filters::{Args, EventFilter};
 use berth_engine::Event;
 use bollard_stubs::models::{
     EventActor, EventMessage, EventMessageScopeEnum, EventMessageTypeEnum,
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{ApiError, ApiResult, Daemon};
-use crate::containers::{parse_filters, parse_time};
+use crate::containers::parse_time;
 
 #[derive(Deserialize, Default)]
 pub struct EventsQuery {
@@ -26,44 +26,6 @@ pub struct EventsQuery {
     until: Option<String>,
     #[serde(default)]
     filters: Option<String>,
-}
-
-fn wanted(e: &Event, f: &HashMap<String, Vec<String>>) -> bool {
-    f.iter().all(|(k, vals)| {
-        vals.is_empty()
-            || vals.iter().any(|v| match k.as_str() {
-                "type" => e.typ == v,
-                "event" => e.action == *v || e.action.starts_with(&format!("{v}:")),
-                "container" => {
-                    e.typ == "container"
-                        && (e.id.starts_with(v.as_str())
-                            || e.attributes.get("name").is_some_and(|n| n == v))
-                }
-                "volume" => e.typ == "volume" && e.id == *v,
-                "image" => image_matches(e, v),
-                "label" => {
-                    crate::containers::label_matches(|k| e.attributes.get(k).map(String::as_str), v)
-                }
-                _ => true,
-            })
-    })
-}
-
-/// dockerd's `image=` filter: a container event's image, an image event's ID or name, with
-/// or without the tag.
-fn image_matches(e: &Event, v: &str) -> bool {
-    // An ID's "sha256:" is not a tag.
-    let strip = |n: &str| match n.rfind(':') {
-        Some(i) if !n[i..].contains('/') && !n.starts_with("sha256:") => n[..i].to_string(),
-        _ => n.to_string(),
-    };
-    let attr = if e.typ == "image" { "name" } else { "image" };
-    let name = e.attributes.get(attr).map(String::as_str).unwrap_or("");
-    let id = if e.typ == "image" { e.id.as_str() } else { "" };
-    [name, id]
-        .into_iter()
-        .filter(|n| !n.is_empty())
-        .any(|n| n == v || strip(n) == v)
 }
 
 fn message(e: &Event) -> Bytes {
@@ -100,15 +62,14 @@ pub async fn events(
     State(d): State<Arc<Daemon>>,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Response> {
-    let filters = parse_filters(q.filters.as_deref().unwrap_or(""))?;
+    let filter = EventFilter::new(Args::from_json(q.filters.as_deref().unwrap_or(""))?)?;
     let since = parse_time(&q.since)?;
     let until = parse_time(&q.until)?;
     let (past, rx) = d.engine.subscribe(since);
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-    let f2 = filters.clone();
     let past: Vec<Result<Bytes, std::convert::Infallible>> = past
         .into_iter()
-        .filter(|e| wanted(e, &f2) && until.is_none_or(|u| e.time_nano <= u))
+        .filter(|e| filter.include(e) && until.is_none_or(|u| e.time_nano <= u))
         .map(|e| Ok(message(&e)))
         .collect();
     let deadline = until.map(|u| {
@@ -116,7 +77,7 @@ pub async fn events(
             + std::time::Duration::from_nanos(u.saturating_sub(now).max(0) as u64)
     });
     let live = futures_util::stream::unfold(rx, move |mut rx| {
-        let filters = filters.clone();
+        let filter = filter.clone();
         async move {
             loop {
                 let next = match deadline {
@@ -127,7 +88,7 @@ pub async fn events(
                     None => rx.recv().await,
                 };
                 match next {
-                    Ok(e) if wanted(&e, &filters) => return Some((Ok(message(&e)), rx)),
+                    Ok(e) if filter.include(&e) => return Some((Ok(message(&e)), rx)),
                     Ok(_) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => return None,

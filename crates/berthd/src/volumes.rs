@@ -7,13 +7,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use berth_engine::filters::{Args, VolumeFilter};
 use berth_engine::volumes::VolumeRecord;
 use bollard_stubs::models::{Volume, VolumeCreateRequest, VolumeScopeEnum};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{ApiResult, Daemon};
-use crate::containers::{json_body, label_matches, parse_filters};
+use crate::containers::json_body;
 
 fn shape(v: VolumeRecord) -> Volume {
     Volume {
@@ -53,30 +54,17 @@ pub struct ListQuery {
     filters: Option<String>,
 }
 
-/// `GET /volumes` (filters: name, label, dangling).
+/// `GET /volumes` (filters: dangling, driver, label, name).
 pub async fn list(
     State(d): State<Arc<Daemon>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let f = parse_filters(q.filters.as_deref().unwrap_or(""))?;
+    let filter = VolumeFilter::list(Args::from_json(q.filters.as_deref().unwrap_or(""))?)?;
     let vols: Vec<Volume> = d
         .engine
         .volume_list()
         .into_iter()
-        .filter(|v| {
-            f.iter().all(|(k, vals)| {
-                vals.is_empty()
-                    || vals.iter().any(|x| match k.as_str() {
-                        "name" => v.name.contains(x.as_str()),
-                        "dangling" => {
-                            let unused = d.engine.volume_users(&v.name).is_empty();
-                            unused == matches!(x.as_str(), "true" | "1")
-                        }
-                        "label" => label_matches(|k| v.labels.get(k).map(String::as_str), x),
-                        _ => true,
-                    })
-            })
-        })
+        .filter(|v| filter.matches(v, || !d.engine.volume_users(&v.name).is_empty()))
         .map(shape)
         .collect();
     Ok(Json(json!({"Volumes": vols, "Warnings": []})))
@@ -107,16 +95,14 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /volumes/prune` (anonymous volumes; all unused ones with the `all=true` filter).
+/// `POST /volumes/prune` (unused anonymous volumes; all unused ones with the `all=true`
+/// filter; `label`, `label!`).
 pub async fn prune(
     State(d): State<Arc<Daemon>>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let f = parse_filters(q.filters.as_deref().unwrap_or(""))?;
-    let all = f
-        .get("all")
-        .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
-    let (removed, freed) = d.engine.volume_prune(all)?;
+    let filter = VolumeFilter::prune(Args::from_json(q.filters.as_deref().unwrap_or(""))?)?;
+    let (removed, freed) = d.engine.volume_prune(&filter)?;
     Ok(Json(
         json!({"VolumesDeleted": removed, "SpaceReclaimed": freed}),
     ))

@@ -19,6 +19,7 @@
 
 pub mod archive;
 pub mod exec;
+pub mod filters;
 pub mod health;
 pub mod host;
 pub mod logs;

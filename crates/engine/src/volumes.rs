@@ -154,13 +154,17 @@ impl Engine {
         Ok(())
     }
 
-    /// `POST /volumes/prune`: unused anonymous volumes (all unused ones with `all`). Returns
-    /// the names removed and the bytes freed.
-    pub fn volume_prune(&self, all: bool) -> Result<(Vec<String>, u64)> {
+    /// `POST /volumes/prune`: the unused volumes `filter` picks (anonymous ones, unless it
+    /// says `all`; see [`VolumeFilter::prune`](crate::filters::VolumeFilter::prune)).
+    /// Returns the names removed and the bytes freed.
+    pub fn volume_prune(
+        &self,
+        filter: &crate::filters::VolumeFilter,
+    ) -> Result<(Vec<String>, u64)> {
         let mut removed = Vec::new();
         let mut freed = 0;
         for v in self.volume_list() {
-            if (v.anonymous || all) && self.volume_users(&v.name).is_empty() {
+            if filter.matches(&v, || !self.volume_users(&v.name).is_empty()) {
                 let size = dir_size(&v.mountpoint);
                 if self.volume_remove(&v.name, false).is_ok() {
                     removed.push(v.name);
