@@ -81,14 +81,14 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("berth-runtime: {e:#}");
-            ExitCode::from(failure_code(&format!("{e:#}")))
+            ExitCode::from(1)
         }
     }
 }
 
-/// The exit status of a failed command: a process that could not be executed gets the
-/// shell's (and dockerd's) 127 for a missing executable and 126 for one that cannot be run,
-/// so that `docker exec` reports them as Docker does; anything else is 1.
+/// The exit status of an `exec` whose process could not be executed: the shell's (and
+/// dockerd's) 127 for a missing executable and 126 for one that cannot be run, so that
+/// `docker exec` reports them as Docker does; anything else is 1 (as every other failure).
 fn failure_code(message: &str) -> u8 {
     if message.contains("not found in $PATH") {
         127
@@ -275,7 +275,21 @@ fn exec(rt: &Runtime, a: liboci_cli::Exec) -> anyhow::Result<u8> {
         ignore_paused: a.ignore_paused,
         cgroup: a.cgroup,
     };
-    let (pid, console) = rt.exec(&a.container_id, &opts)?;
+    let (pid, console) = match rt.exec(&a.container_id, &opts) {
+        Ok(started) => started,
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            // The whole chain: the cause is in the innermost error.
+            let message = format!("{e:#}");
+            let code = failure_code(&message);
+            if code == 1 {
+                return Err(e);
+            }
+            tracing::error!("{message}");
+            eprintln!("berth-runtime: {message}");
+            return Ok(code);
+        }
+    };
     let relay = console
         .map(|c| c.receive_master().and_then(Relay::start))
         .transpose()?;

@@ -430,6 +430,18 @@ async fn image_get(State(d): State<Arc<Daemon>>, Path(rest): Path<String>) -> Ap
         .await?;
         return Ok(Json(v).into_response());
     }
+    if let Some(name) = rest.strip_suffix("/get") {
+        // `GET /images/{name}/get`: the save of one image, as `/images/get?names=`.
+        let uri: Uri = format!(
+            "/images/get?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("names", name)
+                .finish()
+        )
+        .parse()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, format!("bad image name {name}")))?;
+        return get_images(State(d), uri).await;
+    }
     if let Some(name) = rest.strip_suffix("/history") {
         let name = name.to_string();
         let v = blocking(move || {
@@ -824,7 +836,20 @@ async fn load_images(State(d): State<Arc<Daemon>>, body: Body) -> ApiResult<Resp
         }
         Ok(loaded)
     })
-    .await?;
+    .await;
+    let loaded = match loaded {
+        Ok(l) => l,
+        // As dockerd: the answer is a stream that has begun, so a bad archive is an error
+        // message inside it (the docker CLI prints it and exits 1), not a status.
+        Err(ApiError(_, message)) => {
+            let line = json!({"errorDetail": {"message": message}, "error": message});
+            return Ok((
+                [(header::CONTENT_TYPE, "application/json")],
+                format!("{line}\n"),
+            )
+                .into_response());
+        }
+    };
     let mut out = String::new();
     for (img, tags) in loaded {
         if tags.is_empty() {

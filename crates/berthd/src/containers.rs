@@ -92,6 +92,22 @@ pub struct ListQuery {
     limit: Option<i64>,
     #[serde(default)]
     filters: Option<String>,
+    #[serde(default)]
+    size: Option<String>,
+}
+
+/// A container's `SizeRw` (its writable layer) and `SizeRootFs` (that and its image's
+/// layers), as `?size=1` asks for them (blocking: walks the trees).
+pub fn sizes(d: &Daemon, r: &Record) -> ApiResult<(i64, i64)> {
+    let dir = d.engine.container_dir(&r.id)?;
+    let rw = berth_engine::volumes::dir_size(&dir.join("diff")) as i64;
+    let image = r
+        .image
+        .parse()
+        .ok()
+        .and_then(|id| d.images.record(&id).ok())
+        .map_or(0, |img| d.images.size_of(&img) as i64);
+    Ok((rw, rw + image))
 }
 
 /// `GET /containers/json`.
@@ -107,14 +123,27 @@ pub async fn list(
         |key| Ok(d.engine.inspect(key)?.id),
         |image| d.images.resolve(image).ok().map(|i| i.id.to_string()),
     )?;
-    let mut out: Vec<ContainerSummary> = filter
-        .select(d.engine.list(), port_summaries)
-        .iter()
-        .map(summary)
-        .collect();
+    let mut selected = filter.select(d.engine.list(), port_summaries);
     if let Some(l) = q.limit.filter(|l| *l > 0) {
-        out.truncate(l as usize);
+        selected.truncate(l as usize);
     }
+    let with_sizes = flag(&q.size);
+    let out = tokio::task::spawn_blocking(move || -> ApiResult<Vec<ContainerSummary>> {
+        selected
+            .iter()
+            .map(|r| {
+                let mut s = summary(r);
+                if with_sizes {
+                    let (rw, root) = sizes(&d, r)?;
+                    s.size_rw = Some(rw);
+                    s.size_root_fs = Some(root);
+                }
+                Ok(s)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     Ok(Json(out))
 }
 
@@ -219,8 +248,11 @@ pub fn summary(r: &Record) -> ContainerSummary {
 pub async fn inspect(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
 ) -> ApiResult<Json<serde_json::Value>> {
     let r = d.engine.inspect(&id)?;
+    let with_sizes = crate::api::first_param(&crate::api::query_params(&uri), "size")
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True"));
     let dir = d.engine.container_dir(&r.id)?;
     let p = |f: &str| Some(dir.join(f).to_string_lossy().into_owned());
     let argv = berth_engine::spec::argv(&r.config).unwrap_or_default();
@@ -361,6 +393,16 @@ pub async fn inspect(
                 ns.insert(k.clone(), val.clone());
             }
         }
+    }
+    if with_sizes {
+        let (rw, root) = {
+            let (d, r) = (d.clone(), r.clone());
+            tokio::task::spawn_blocking(move || sizes(&d, &r))
+                .await
+                .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??
+        };
+        v["SizeRw"] = json!(rw);
+        v["SizeRootFs"] = json!(root);
     }
     Ok(Json(v))
 }
@@ -908,34 +950,17 @@ where
 }
 
 /// `GET /containers/{id}/top`: `ps` output for the container's processes.
-pub async fn top(State(d): State<Arc<Daemon>>, Path(id): Path<String>) -> ApiResult<Response> {
-    let pids = d.engine.pids(&id).await?;
-    let mut processes = Vec::new();
-    for pid in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let field = |k: &str| {
-            stat.lines()
-                .find_map(|l| l.strip_prefix(k))
-                .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
-                .unwrap_or_default()
-        };
-        let ppid = field("PPid:");
-        let uid = field("Uid:");
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| {
-                b.split(|c| *c == 0)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
-        let user = if uid == "0" { "root".to_string() } else { uid };
-        processes.push(vec![user, pid.to_string(), ppid, cmd]);
-    }
+pub async fn top(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+) -> ApiResult<Response> {
+    let params = crate::api::query_params(&uri);
+    let ps_args = crate::api::first_param(&params, "ps_args").unwrap_or_default();
+    let top = d.engine.top(&id, &ps_args).await?;
     Ok(Json(json!({
-        "Titles": ["UID", "PID", "PPID", "CMD"],
-        "Processes": processes,
+        "Titles": top.titles,
+        "Processes": top.processes,
     }))
     .into_response())
 }

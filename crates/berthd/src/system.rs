@@ -104,16 +104,46 @@ pub async fn events(
         .into_response())
 }
 
+/// Each image's `SharedSize`: the bytes of its layers that another image uses too (what
+/// removing it alone would not free), as dockerd computes it for `system df`.
+fn shared_sizes(
+    d: &Daemon,
+    images: &mut [bollard_stubs::models::ImageSummary],
+) -> Result<(), berth_image::store::StoreError> {
+    let records = d.images.images()?;
+    let mut users: std::collections::HashMap<&berth_image::Digest, usize> = Default::default();
+    for r in &records {
+        for c in &r.chain {
+            *users.entry(c).or_default() += 1;
+        }
+    }
+    for summary in images.iter_mut() {
+        summary.shared_size = records
+            .iter()
+            .find(|r| r.id.to_string() == summary.id)
+            .map_or(0, |r| {
+                r.chain
+                    .iter()
+                    .filter(|c| users.get(c).is_some_and(|n| *n > 1))
+                    .map(|c| d.images.snapshots().size(c) as i64)
+                    .sum()
+            });
+    }
+    Ok(())
+}
+
 /// `GET /system/df`: what images, containers and volumes take on disk.
 pub async fn df(State(d): State<Arc<Daemon>>) -> ApiResult<Json<serde_json::Value>> {
     let v = tokio::task::spawn_blocking(move || -> ApiResult<serde_json::Value> {
-        let images = crate::api::image_summaries(&d).map_err(ApiError::from)?;
+        let mut images = crate::api::image_summaries(&d).map_err(ApiError::from)?;
+        shared_sizes(&d, &mut images).map_err(ApiError::from)?;
         let layers: i64 = images.iter().map(|i| i.size).sum();
         let mut containers = Vec::new();
         for r in d.engine.list() {
-            let dir = d.engine.container_dir(&r.id)?;
             let mut s = serde_json::to_value(crate::containers::summary(&r)).unwrap_or_default();
-            s["SizeRw"] = json!(berth_engine::volumes::dir_size(&dir.join("diff")));
+            let (rw, root) = crate::containers::sizes(&d, &r)?;
+            s["SizeRw"] = json!(rw);
+            s["SizeRootFs"] = json!(root);
             containers.push(s);
         }
         let volumes: Vec<serde_json::Value> = d

@@ -206,3 +206,36 @@ fn exec_output_is_framed_by_the_start_request_and_failures_exit_126_127() {
     }
     d.ok(&["rm", "-f", "ex"]);
 }
+
+#[test]
+fn one_image_saves_by_name_and_a_bad_load_answers_in_its_stream() {
+    let d = daemon_with_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    // GET /images/{name}/get, as docker-py's image.save() asks for it.
+    let tar = dir.path().join("one.tar");
+    let status = std::process::Command::new("curl")
+        .args(["-sf", "--unix-socket"])
+        .arg(d.socket())
+        .args([
+            "-o",
+            tar.to_str().unwrap(),
+            "http://berth/v1.41/images/busybox/get",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let list = std::process::Command::new("tar")
+        .args(["-tf", tar.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.lines().any(|l| l == "manifest.json"), "{list}");
+    let (status, body) = d.request("GET", "/images/nosuch/get", "");
+    assert_eq!(status, 404, "{body}");
+    // A bad archive: 200, the error inside the stream, as dockerd; the CLI says it and fails.
+    let (status, body) = d.request("POST", "/images/load", "not an archive");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"errorDetail\""), "{body}");
+    let images = d.ok(&["images", "-q"]);
+    assert_eq!(images.lines().count(), 1, "{images}");
+}

@@ -79,6 +79,13 @@ impl Engine {
         }
         let id = crate::random_id()?;
         let config_size = config.console_size.clone();
+        // dockerd's event names carry the command: `exec_create: sh -c ls`.
+        let command = config.cmd.clone().unwrap_or_default().join(" ");
+        self.emit(
+            &rec,
+            &format!("exec_create: {command}"),
+            &[("execID", id.clone())],
+        );
         self.execs.0.lock().expect("execs lock").insert(
             id.clone(),
             ExecState {
@@ -244,6 +251,12 @@ impl Engine {
         let dir = self.ctr_dir(&rec.id);
         let tty = config.tty.unwrap_or(false);
         let process = self.exec_process(&rec.id, config)?;
+        let command = config.cmd.clone().unwrap_or_default().join(" ");
+        self.emit(
+            &rec,
+            &format!("exec_start: {command}"),
+            &[("execID", id.to_string())],
+        );
         let pfile = dir.join(format!("exec-{id}.json"));
         std::fs::write(
             &pfile,
@@ -396,6 +409,11 @@ impl Engine {
                 x.pid = 0;
                 x.pty = None;
             }
+            this.emit(
+                &rec,
+                "exec_die",
+                &[("execID", id.clone()), ("exitCode", code.to_string())],
+            );
             let _ = to_client.lock().await.shutdown().await;
         });
         Ok(theirs)

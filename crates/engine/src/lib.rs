@@ -29,6 +29,7 @@ pub mod record;
 pub mod seccomp;
 pub mod spec;
 pub mod stats;
+pub mod top;
 mod update;
 pub mod volumes;
 
@@ -749,6 +750,9 @@ impl Engine {
                 };
                 self.start_health(ctr);
                 self.persist(ctr)?;
+                // As dockerd: the container joining each of its networks, then its start.
+                self.endpoint_events("connect", &rec.id, &rec.net.endpoints)
+                    .await;
                 self.emit(&rec, "start", &[]);
                 Ok(())
             }
@@ -1201,9 +1205,14 @@ impl Engine {
     async fn exited(self: &Arc<Self>, ctr: &Arc<Ctr>, exit: Exit) {
         // Its networking goes before anyone hears of the exit: a port it published is free
         // again when `stop` returns.
-        let sandbox = ctr.rec.lock().expect("record lock").net.sandbox.is_some();
+        let (sandbox, endpoints) = {
+            let r = ctr.rec.lock().expect("record lock");
+            (r.net.sandbox.is_some(), r.net.endpoints.clone())
+        };
         if sandbox {
             self.net.teardown(&ctr.id).await;
+            self.endpoint_events("disconnect", &ctr.id, &endpoints)
+                .await;
         }
         let rec = {
             let mut r = ctr.rec.lock().expect("record lock");
@@ -1222,6 +1231,9 @@ impl Engine {
             if let Err(e) = self.persist(ctr) {
                 tracing::error!(id = rec.id, "record the exit: {e}");
             }
+        }
+        if exit.oom_killed {
+            self.emit(&rec, "oom", &[]);
         }
         self.emit(&rec, "die", &[("exitCode", exit.exit_code.to_string())]);
         ctr.phase.send_modify(|p| {
@@ -1597,6 +1609,7 @@ impl Engine {
     ) -> Result<impl std::future::Future<Output = Result<UnixStream>> + Send + 'static> {
         let ctr = self.find(key)?;
         let rec = ctr.snapshot();
+        self.emit(&rec, "attach", &[]);
         let socket = self.socket(&rec.id);
         let pending = if rec.state.status.is_running() {
             None
@@ -1900,6 +1913,20 @@ impl Engine {
     }
 
     /// Publishes a network event (create, destroy, connect, disconnect) as dockerd does.
+    /// A network `connect` or `disconnect` event per endpoint of a container's start or exit.
+    async fn endpoint_events(
+        &self,
+        action: &str,
+        ctr: &str,
+        endpoints: &[berth_network::Attached],
+    ) {
+        for a in endpoints {
+            if let Ok(n) = self.net.get(&a.network_id).await {
+                self.network_event(action, &n, Some(ctr));
+            }
+        }
+    }
+
     pub fn network_event(&self, action: &str, n: &berth_network::Network, ctr: Option<&str>) {
         let mut attributes: HashMap<String, String> = [
             ("name".to_string(), n.name.clone()),

@@ -1,6 +1,8 @@
 //! `docker stats`: the runtime's cgroup statistics (`berth-runtime events --stats`, the runc
 //! shape) turned into the Engine API's stats JSON.
 
+use std::path::Path;
+
 use serde_json::{json, Value};
 
 use crate::{Engine, EngineError, Result};
@@ -104,15 +106,71 @@ impl Engine {
         let raw: Value = serde_json::from_str(out.trim())
             .map_err(|e| EngineError::Internal(format!("runtime stats: {e}")))?;
         let mut v = docker_shape(&raw);
+        v["networks"] = networks(&rec.net.endpoints, Path::new("/sys/class/net"));
         v["id"] = json!(rec.id);
         v["name"] = json!(rec.name);
         Ok(v)
     }
 }
 
+/// Each interface of the container's networks by its name in the container (`eth0`), with
+/// dockerd's counters, read from the host end of its veth pair: what the host end sends, the
+/// container receives, so receive and transmit swap.
+fn networks(endpoints: &[berth_network::Attached], sys_class_net: &Path) -> Value {
+    let mut out = serde_json::Map::new();
+    for a in endpoints {
+        let dir = sys_class_net
+            .join(&a.endpoint.host_iface)
+            .join("statistics");
+        let read = |name: &str| -> u64 {
+            std::fs::read_to_string(dir.join(name))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let mut iface = serde_json::Map::new();
+        for (theirs, ours) in [("rx", "tx"), ("tx", "rx")] {
+            for what in ["bytes", "packets", "errors", "dropped"] {
+                iface.insert(
+                    format!("{theirs}_{what}"),
+                    json!(read(&format!("{ours}_{what}"))),
+                );
+            }
+        }
+        out.insert(a.endpoint.iface.clone(), Value::Object(iface));
+    }
+    Value::Object(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_counters_come_from_the_host_end_swapped() {
+        let sys = tempfile::tempdir().unwrap();
+        let stats = sys.path().join("vethabc").join("statistics");
+        std::fs::create_dir_all(&stats).unwrap();
+        for (f, v) in [("rx_bytes", 10), ("tx_bytes", 2000), ("tx_packets", 7)] {
+            std::fs::write(stats.join(f), format!("{v}\n")).unwrap();
+        }
+        let endpoint: berth_network::Endpoint = serde_json::from_value(json!({
+            "id": "e", "container": "c", "name": "n", "ip": "10.0.0.2", "prefix": 24,
+            "gateway": "10.0.0.1", "mac": "02:42:0a:00:00:02", "aliases": [],
+            "host_iface": "vethabc", "iface": "eth0"
+        }))
+        .unwrap();
+        let a = berth_network::Attached {
+            network: "bridge".into(),
+            network_id: "n1".into(),
+            endpoint,
+        };
+        let v = networks(&[a], sys.path());
+        assert_eq!(v["eth0"]["rx_bytes"], 2000);
+        assert_eq!(v["eth0"]["rx_packets"], 7);
+        assert_eq!(v["eth0"]["tx_bytes"], 10);
+        assert_eq!(v["eth0"]["tx_dropped"], 0);
+    }
 
     #[test]
     fn runc_stats_become_dockers() {
