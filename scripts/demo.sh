@@ -26,7 +26,8 @@ for _ in $(seq 100); do berth version >/dev/null 2>&1 && break; sleep 0.05; done
 
 bash scripts/mk-busybox-rootfs.sh "$work/rootfs" >/dev/null
 tar -C "$work/rootfs" -cf "$work/busybox.tar" .
-berth import "$work/busybox.tar" busybox >/dev/null
+# As Docker Hub's busybox: `berth run -it busybox` gives a shell.
+berth import --change 'CMD ["sh"]' "$work/busybox.tar" busybox >/dev/null
 # A shell that shows it is isolated: its own pid namespace, hostname and read-only root.
 berth run --rm --read-only --hostname berth busybox \
     sh -c 'echo "hello from $(hostname): I am pid $$, / is $(touch /x 2>/dev/null && echo writable || echo read-only)"'

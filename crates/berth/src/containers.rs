@@ -334,6 +334,7 @@ fn ps_row(c: &Value, trunc: bool) -> Map<String, Value> {
     ] {
         row.insert(k.into(), json!(v));
     }
+    row.insert(format::LABELS_KEY.into(), c["Labels"].clone());
     row
 }
 

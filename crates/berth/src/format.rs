@@ -27,7 +27,11 @@ pub fn render(
     if t.trim() == "json" {
         return Ok(rows
             .iter()
-            .map(|r| Value::Object(r.clone()).to_string() + "\n")
+            .map(|r| {
+                let mut r = r.clone();
+                r.remove(LABELS_KEY);
+                Value::Object(r).to_string() + "\n"
+            })
             .collect());
     }
     if let Some(rest) = t.strip_prefix("table") {
@@ -65,8 +69,9 @@ impl Template {
             ("title", title),
             ("truncate", truncate),
             ("pad", pad),
+            ("_label", label),
         ]);
-        t.parse(route_prints(text))
+        t.parse(route_prints(&label_calls(text)))
             .map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
         Ok(Template(t))
     }
@@ -84,6 +89,41 @@ pub fn execute(template: &str, v: &Value) -> anyhow::Result<String> {
     Template::new(template)?
         .execute(v)
         .with_context(|| format!("executing {template:?}"))
+}
+
+/// The key under which a row carries its labels as a map, for `.Label "k"`; left out of
+/// `--format json`, which shows Docker's fields only.
+pub const LABELS_KEY: &str = "_labels";
+
+/// Docker's `{{.Label "k"}}` is a method call with an argument, which gtmpl cannot make on
+/// a field: it becomes `{{_label . "k"}}`, a function given the row.
+fn label_calls(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    let mut rest = t;
+    while let Some(at) = rest.find(".Label") {
+        let before = rest[..at].chars().last();
+        let after = rest[at + ".Label".len()..].chars().next();
+        let is_call = !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+            && after.is_some_and(char::is_whitespace);
+        out.push_str(&rest[..at]);
+        out.push_str(if is_call { "_label ." } else { ".Label" });
+        rest = &rest[at + ".Label".len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `_label ROW "k"`: the value of the row's label `k`, or nothing.
+fn label(args: &[G]) -> Result<G, FuncError> {
+    let row = arg("Label", args, 0)?;
+    let key = text(arg("Label", args, 1)?);
+    Ok(match row {
+        G::Object(o) | G::Map(o) => match o.get(LABELS_KEY) {
+            Some(G::Object(l) | G::Map(l)) => l.get(&key).cloned().unwrap_or(G::from("")),
+            _ => G::from(""),
+        },
+        _ => G::from(""),
+    })
 }
 
 /// Appends `| _print` to every action that prints (not to `if`, `range`, `end`, ...,
@@ -525,6 +565,30 @@ mod tests {
             "<no value>\n"
         );
         assert!(render(&rows(), COLS, Some("{{.Tag")).is_err());
+    }
+
+    #[test]
+    fn label_calls_read_a_rows_labels() {
+        let mut row = Map::new();
+        row.insert("Labels".into(), json!("a=1,com.x=y"));
+        row.insert(LABELS_KEY.into(), json!({"a": "1", "com.x": "y"}));
+        let rows = [row];
+        let out = render(
+            &rows,
+            &[],
+            Some(r#"{{.Label "com.x"}}|{{.Label "none"}}|{{.Labels}}"#),
+        )
+        .unwrap();
+        assert_eq!(out, "y||a=1,com.x=y\n");
+        let out = render(&rows, &[], Some(r#"{{.Label "a" | upper}}"#)).unwrap();
+        assert_eq!(out, "1\n");
+        // json shows Docker's fields only.
+        let out = render(&rows, &[], Some("json")).unwrap();
+        assert_eq!(out, "{\"Labels\":\"a=1,com.x=y\"}\n");
+        assert_eq!(
+            label_calls(r#"{{.Labels}} {{.Label "k"}}"#),
+            r#"{{.Labels}} {{_label . "k"}}"#
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ mod stdio;
 mod system;
 mod volumes;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use client::{Api, Exit};
 use containers::{
@@ -71,7 +71,7 @@ struct Opts {
     #[arg(short = 'H', long, env = "BERTH_HOST", default_value = client::DEFAULT_HOST)]
     host: String,
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -348,6 +348,7 @@ async fn dispatch(host: &str, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Events(a) => system::events(api, a).await,
         Cmd::Info(a) => system::info(api, a).await,
         Cmd::System(SystemCmd::Df(a)) => system::df(api, a).await,
+        Cmd::System(SystemCmd::Prune(a)) => system::prune(api, a).await,
         Cmd::Version(_) | Cmd::Container(_) | Cmd::Image(_) | Cmd::System(_) => {
             unreachable!("flattened above")
         }
@@ -368,7 +369,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let result = rt.block_on(dispatch(&opts.host, opts.cmd));
+    let Some(cmd) = opts.cmd else {
+        // As `docker` alone: the whole help, on stdout, and success.
+        let _ = Opts::command().print_long_help();
+        std::process::exit(0);
+    };
+    let result = rt.block_on(dispatch(&opts.host, cmd));
     let code = match result {
         Ok(()) => 0,
         Err(e) if broken_pipe(&e) => 0,
@@ -408,17 +414,17 @@ mod tests {
             "-c",
             "echo -n hi",
         ]);
-        let Cmd::Run(r) = o.cmd else { panic!() };
+        let Some(Cmd::Run(r)) = o.cmd else { panic!() };
         assert!(r.rm && r.opts.interactive && r.opts.tty);
         assert_eq!(r.opts.hostname.as_deref(), Some("box"));
         assert_eq!(r.args, ["busybox", "sh", "-c", "echo -n hi"]);
         let o = Opts::parse_from(["berth", "exec", "-it", "web", "ls", "-l"]);
-        let Cmd::Exec(e) = o.cmd else { panic!() };
+        let Some(Cmd::Exec(e)) = o.cmd else { panic!() };
         assert_eq!(e.args, ["web", "ls", "-l"]);
         let o = Opts::parse_from(["berth", "container", "ls", "-aq"]);
-        assert!(matches!(flatten(o.cmd), Cmd::Ps(p) if p.all && p.quiet));
+        assert!(matches!(flatten(o.cmd.unwrap()), Cmd::Ps(p) if p.all && p.quiet));
         let o = Opts::parse_from(["berth", "image", "rm", "x"]);
-        assert!(matches!(flatten(o.cmd), Cmd::Rmi(_)));
+        assert!(matches!(flatten(o.cmd.unwrap()), Cmd::Rmi(_)));
     }
 
     use clap::CommandFactory;

@@ -152,9 +152,13 @@ async fn create(api: &Api, o: &ContainerOpts, args: &[String], rm: bool) -> anyh
 
 /// `POST /images/create?fromImage=`: the daemon's answer is a stream of progress lines.
 async fn pull(api: &Api, image: &str, quiet: bool) -> anyhow::Result<()> {
-    let (name, tag) = match image.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
-        Some((n, t)) => (n, t),
-        None => (image, "latest"),
+    // As the docker CLI: `tag` carries a tag or, for `name@sha256:...`, the digest.
+    let (name, tag) = match image.split_once('@') {
+        Some((n, digest)) => (n, digest),
+        None => match image.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+            Some((n, t)) => (n, t),
+            None => (image, "latest"),
+        },
     };
     let resp = api
         .stream(

@@ -1,4 +1,4 @@
-//! `berth info`, `berth version`, `berth events`, `berth system df`.
+//! `berth info`, `berth version`, `berth events`, `berth system df`, `berth system prune`.
 
 use clap::{Args, Subcommand};
 use hyper::Method;
@@ -18,6 +18,98 @@ pub enum SystemCmd {
     Events(EventsArgs),
     /// Display system-wide information
     Info(FormatArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
+}
+
+/// `berth system prune`.
+#[derive(Args, Debug)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "label=<key>=<value>")
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
+/// `berth system prune`: stopped containers, unused networks, (anonymous volumes), dangling
+/// (or all unused) images and the build cache, in the docker CLI's order and words.
+pub async fn prune(api: &Api, a: SystemPruneArgs) -> anyhow::Result<()> {
+    let mut warning = String::from(
+        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n",
+    );
+    if a.volumes {
+        warning.push_str("  - all anonymous volumes not used by at least one container\n");
+    }
+    warning.push_str(if a.all {
+        "  - all images without at least one container associated to them\n  - all build cache\n"
+    } else {
+        "  - all dangling images\n  - unused build cache\n"
+    });
+    if !a.force && !crate::containers::confirm(&warning)? {
+        return Ok(());
+    }
+    let f = filters(&a.filter)?;
+    let with = |extra: &[(&str, &str)]| -> anyhow::Result<String> {
+        let mut f = f.clone();
+        for (k, v) in extra {
+            f.insert(k.to_string(), vec![v.to_string()]);
+        }
+        Ok(if f.is_empty() {
+            String::new()
+        } else {
+            query(&[("filters", serde_json::to_string(&f)?)])
+        })
+    };
+    let mut reclaimed = 0u64;
+    let mut sections = vec![
+        ("containers", "Deleted Containers:", "ContainersDeleted"),
+        ("networks", "Deleted Networks:", "NetworksDeleted"),
+    ];
+    if a.volumes {
+        sections.push(("volumes", "Deleted Volumes:", "VolumesDeleted"));
+    }
+    for (kind, title, key) in sections {
+        let v = api
+            .post(&format!("/{kind}/prune"), &with(&[])?, None)
+            .await?;
+        reclaimed += v["SpaceReclaimed"].as_u64().unwrap_or(0);
+        let gone: Vec<&str> = v[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str())
+            .collect();
+        if !gone.is_empty() {
+            println!("{title}\n{}\n", gone.join("\n"));
+        }
+    }
+    let dangling: &[(&str, &str)] = if a.all { &[("dangling", "false")] } else { &[] };
+    let v = api.post("/images/prune", &with(dangling)?, None).await?;
+    reclaimed += v["SpaceReclaimed"].as_u64().unwrap_or(0);
+    let mut lines = Vec::new();
+    for i in v["ImagesDeleted"].as_array().into_iter().flatten() {
+        if let Some(u) = i["Untagged"].as_str() {
+            lines.push(format!("untagged: {u}"));
+        }
+        if let Some(d) = i["Deleted"].as_str() {
+            lines.push(format!("deleted: {d}"));
+        }
+    }
+    if !lines.is_empty() {
+        println!("Deleted Images:\n{}\n", lines.join("\n"));
+    }
+    let v = api.post("/build/prune", &with(&[])?, None).await?;
+    reclaimed += v["SpaceReclaimed"].as_u64().unwrap_or(0);
+    println!("Total reclaimed space: {}", format::human_size(reclaimed));
+    Ok(())
 }
 
 /// Commands whose only flag is `--format`.

@@ -507,3 +507,51 @@ fn a_missing_daemon_is_named_with_what_to_do() {
         "{err}"
     );
 }
+
+#[test]
+fn help_system_prune_and_label_templates_as_the_docker_cli() {
+    // `berth` alone: the whole help on stdout, and success (as `docker`).
+    let out = std::process::Command::new(bin("berth")).output().unwrap();
+    assert_eq!(code(&out), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("Commands:") && help.contains("  run "),
+        "{help}"
+    );
+    // berthd's help names real options and says the exec root is per daemon.
+    let out = std::process::Command::new(bin("berthd"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(!help.contains("berth --data-root"), "{help}");
+    assert!(help.contains("Each berthd needs its own"), "{help}");
+
+    let d = setup();
+    d.berth_ok(&[
+        "run",
+        "--name",
+        "labelled",
+        "-l",
+        "com.x=yes",
+        "-l",
+        "b=2",
+        "busybox",
+        "true",
+    ]);
+    let out = d.berth_ok(&[
+        "ps",
+        "-a",
+        "--format",
+        r#"{{.Names}} {{.Label "com.x"}} {{.Label "b"}}"#,
+    ]);
+    assert_eq!(out, "labelled yes 2\n");
+    let json = d.berth_ok(&["ps", "-a", "--format", "json"]);
+    assert!(!json.contains("_labels"), "{json}");
+    // system prune: stopped containers and dangling images go, and the total is said.
+    let out = d.berth_ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    assert!(out.contains("\nTotal reclaimed space: "), "{out}");
+    assert_eq!(d.berth_ok(&["ps", "-aq"]), "");
+    assert_eq!(d.berth_ok(&["images", "-q"]).lines().count(), 1);
+}
