@@ -169,3 +169,78 @@ fn create_validates_limits_and_policies_as_dockerd() {
     assert!(!body.contains("JSON"), "{body}");
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn cp_reaches_volumes_and_binds_and_diff_sees_files_made_again_as_added() {
+    let d = daemon_with_busybox();
+    let host = d.dir.path().join("bound");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("from-host"), "h\n").unwrap();
+    let bind = format!("{}:/bound", host.display());
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "vc",
+        "-v",
+        "named:/data",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "echo v > /data/in-volume; sleep 300",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !d
+        .docker(&["exec", "vc", "test", "-f", "/data/in-volume"])
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the volume file never appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = d.dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let o = |p: &str| out.join(p).to_str().unwrap().to_string();
+    // Out of a volume and a bind, a file and a whole mount (named as in the container).
+    d.ok(&["cp", "vc:/data/in-volume", &o("f1")]);
+    assert_eq!(std::fs::read_to_string(out.join("f1")).unwrap(), "v\n");
+    d.ok(&["cp", "vc:/data", &o("")]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("data/in-volume")).unwrap(),
+        "v\n"
+    );
+    d.ok(&["cp", "vc:/bound/from-host", &o("f2")]);
+    assert_eq!(std::fs::read_to_string(out.join("f2")).unwrap(), "h\n");
+    // Into them: the container sees it, and so does the host for the bind.
+    std::fs::write(out.join("up"), "u\n").unwrap();
+    d.ok(&["cp", &o("up"), "vc:/data/up"]);
+    assert_eq!(d.ok(&["exec", "vc", "cat", "/data/up"]), "u\n");
+    d.ok(&["cp", &o("up"), "vc:/bound/"]);
+    assert_eq!(std::fs::read_to_string(host.join("up")).unwrap(), "u\n");
+    // Stopped, the same paths still answer.
+    d.ok(&["stop", "-t", "0", "vc"]);
+    d.ok(&["cp", "vc:/data/up", &o("f3")]);
+    assert_eq!(std::fs::read_to_string(out.join("f3")).unwrap(), "u\n");
+    d.ok(&["rm", "vc"]);
+
+    // diff: a file an image layer deleted, made again by the container, is added (A).
+    d.ok(&["run", "--name", "del", "busybox", "rm", "/etc/group"]);
+    d.ok(&["commit", "del", "nogroup:1"]);
+    d.ok(&[
+        "run",
+        "--name",
+        "again",
+        "nogroup:1",
+        "sh",
+        "-c",
+        "echo g > /etc/group",
+    ]);
+    let diff = d.ok(&["diff", "again"]);
+    assert!(diff.lines().any(|l| l == "A /etc/group"), "{diff}");
+    d.ok(&["rm", "del", "again"]);
+}

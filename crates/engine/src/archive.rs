@@ -116,6 +116,69 @@ pub(crate) fn mkdir_in_root(root: &Path, path: &str) -> Result<()> {
     Ok(())
 }
 
+/// Resolves `path` as the container sees it: inside a volume or bind mount it is the
+/// mount's source on the host (those are mounted only in the container's own mount
+/// namespace, not in the root berthd sees), resolved inside that source as inside a root;
+/// elsewhere it is resolved in the container's root.
+pub(crate) fn resolve_in_container(
+    root: &Path,
+    mounts: &[bollard_stubs::models::MountPoint],
+    path: &str,
+) -> Result<PathBuf> {
+    let clean = clean_path(path);
+    let best = mounts
+        .iter()
+        .filter(|m| matches!(m.typ.as_deref(), Some("volume" | "bind")))
+        .filter_map(|m| {
+            let dst = clean_path(m.destination.as_deref()?);
+            let src = m.source.as_deref()?;
+            let rest = if clean == dst {
+                ""
+            } else {
+                clean.strip_prefix(&dst)?.strip_prefix('/')?
+            };
+            Some((dst.len(), src, rest))
+        })
+        .max_by_key(|(len, _, _)| *len);
+    match best {
+        Some((_, src, rest)) => {
+            // A trailing `/` or `/.` matters to `cp` (copy the content): keep it.
+            let mut rel = format!("/{rest}");
+            if path.ends_with('/') || path.ends_with("/.") {
+                rel.push_str(if path.ends_with("/.") { "/." } else { "/" });
+            }
+            resolve_in_root(Path::new(src), &rel)
+        }
+        None => resolve_in_root(root, path),
+    }
+}
+
+/// The last component of `path` in the container (`/` for the root): a mount's source on
+/// the host has a name of its own (`_data`) that a copy must not take.
+fn container_name(path: &str) -> String {
+    let clean = clean_path(path);
+    match clean.rsplit('/').next() {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => "/".into(),
+    }
+}
+
+/// `path` without `.`, `..` (never above `/`) and repeated slashes, as Go's `filepath.Clean`
+/// of an absolute path.
+fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 fn stat_of(p: &Path) -> Result<PathStat> {
     let m = std::fs::symlink_metadata(p).map_err(io_err("stat", p))?;
     let mut mode = m.mode() & 0o777;
@@ -175,8 +238,13 @@ impl Engine {
     /// `HEAD /containers/{id}/archive?path=`.
     pub async fn archive_stat(self: &Arc<Self>, key: &str, path: &str) -> Result<PathStat> {
         let path = path.to_string();
-        self.with_rootfs(key, move |root| stat_of(&resolve_in_root(root, &path)?))
-            .await
+        let mounts = self.inspect(key)?.mounts;
+        self.with_rootfs(key, move |root| {
+            let mut stat = stat_of(&resolve_in_container(root, &mounts, &path)?)?;
+            stat.name = container_name(&path);
+            Ok(stat)
+        })
+        .await
     }
 
     /// `GET /containers/{id}/archive?path=`: the path's stat and a tar of it (spooled to a
@@ -187,9 +255,11 @@ impl Engine {
         path: &str,
     ) -> Result<(PathStat, std::fs::File)> {
         let path = path.to_string();
+        let mounts = self.inspect(key)?.mounts;
         self.with_rootfs(key, move |root| {
-            let full = resolve_in_root(root, &path)?;
-            let stat = stat_of(&full)?;
+            let full = resolve_in_container(root, &mounts, &path)?;
+            let mut stat = stat_of(&full)?;
+            stat.name = container_name(&path);
             let mut spool = tempfile::tempfile().map_err(io_err("create", Path::new("/tmp")))?;
             {
                 let mut b = tar::Builder::new(&mut spool);
@@ -219,8 +289,9 @@ impl Engine {
         tar: std::fs::File,
     ) -> Result<()> {
         let path = path.to_string();
+        let mounts = self.inspect(key)?.mounts;
         self.with_rootfs(key, move |root| {
-            let full = resolve_in_root(root, &path)?;
+            let full = resolve_in_container(root, &mounts, &path)?;
             if !std::fs::metadata(&full)
                 .map(|m| m.is_dir())
                 .unwrap_or(false)
@@ -253,6 +324,30 @@ pub struct Change {
 
 /// Walks a container's upper directory against its image's layers: whiteouts are deletions,
 /// what the layers also have is a change, the rest was added.
+/// Whether the image (its layers, top first, in overlay form) has `rel`: the topmost layer
+/// that says anything about it decides; a whiteout there, or an opaque directory above
+/// it, means the image does not have it (a file an image layer deleted and the container
+/// made again is added, not changed).
+fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    for l in lowers {
+        match std::fs::symlink_metadata(l.join(rel)) {
+            Ok(m) => return !(m.file_type().is_char_device() && m.rdev() == 0),
+            Err(_) => {
+                let opaque_above = rel.ancestors().skip(1).any(|a| {
+                    !a.as_os_str().is_empty()
+                        && rustix::fs::getxattr(l.join(a), "trusted.overlay.opaque", &mut [0u8; 1])
+                            .is_ok()
+                });
+                if opaque_above {
+                    return false;
+                }
+            }
+        }
+    }
+    false
+}
+
 fn changes_of(upper: &Path, lowers: &[PathBuf]) -> Vec<Change> {
     use std::os::unix::fs::FileTypeExt;
     let mut out = Vec::new();
@@ -268,9 +363,7 @@ fn changes_of(upper: &Path, lowers: &[PathBuf]) -> Vec<Change> {
             let Ok(ft) = e.file_type() else { continue };
             let meta = e.metadata().ok();
             let whiteout = ft.is_char_device() && meta.as_ref().is_some_and(|m| m.rdev() == 0);
-            let in_lower = lowers
-                .iter()
-                .any(|l| std::fs::symlink_metadata(l.join(&r)).is_ok());
+            let in_lower = in_lowers(lowers, &r);
             let kind = if whiteout {
                 2
             } else if in_lower {
@@ -514,13 +607,70 @@ mod tests {
             0,
         )
         .is_ok();
-        let c = changes_of(&upper, &[lower]);
+        // A layer above the first deleted /etc/kept2 and made /opt opaque; the container
+        // made both again: added, not changed.
+        let top = d.path().join("top");
+        std::fs::write(lower.join("etc/kept2"), "").unwrap();
+        std::fs::create_dir_all(lower.join("opt")).unwrap();
+        std::fs::write(lower.join("opt/old"), "").unwrap();
+        std::fs::create_dir_all(top.join("etc")).unwrap();
+        std::fs::create_dir_all(top.join("opt")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            top.join("etc/kept2"),
+            rustix::fs::FileType::CharacterDevice,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        rustix::fs::setxattr(
+            top.join("opt"),
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        std::fs::write(upper.join("etc/kept2"), "again").unwrap();
+        std::fs::create_dir_all(upper.join("opt")).unwrap();
+        std::fs::write(upper.join("opt/old"), "again").unwrap();
+        let c = changes_of(&upper, &[top, lower]);
         let get = |p: &str| c.iter().find(|x| x.path == p).map(|x| x.kind);
         assert_eq!(get("/etc"), Some(0));
         assert_eq!(get("/etc/kept"), Some(0));
         assert_eq!(get("/new"), Some(1));
-        if ok {
-            assert_eq!(get("/etc/gone"), Some(2));
-        }
+        assert_eq!(get("/etc/kept2"), Some(1));
+        assert_eq!(get("/opt/old"), Some(1));
+        assert!(ok, "a whiteout could not be made (the tests run as root)");
+        assert_eq!(get("/etc/gone"), Some(2));
+    }
+
+    #[test]
+    fn paths_in_mounts_resolve_in_their_sources() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let vol = d.path().join("vol");
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        std::fs::create_dir_all(vol.join("sub")).unwrap();
+        std::fs::write(vol.join("sub/f"), "x").unwrap();
+        std::os::unix::fs::symlink("/../..", vol.join("up")).unwrap();
+        let mounts = [bollard_stubs::models::MountPoint {
+            typ: Some("volume".into()),
+            source: Some(vol.to_string_lossy().into_owned()),
+            destination: Some("/data".into()),
+            ..Default::default()
+        }];
+        let r = |p: &str| resolve_in_container(&root, &mounts, p).unwrap();
+        assert_eq!(r("/data/sub/f"), vol.join("sub/f"));
+        assert_eq!(r("/data"), vol);
+        assert_eq!(r("/data/./sub/../sub/f"), vol.join("sub/f"));
+        // A symlink in the volume stays in the volume.
+        assert_eq!(r("/data/up/sub/f"), vol.join("sub/f"));
+        // `/dat` is not under `/data`: the root's (where it does not exist).
+        assert!(matches!(
+            resolve_in_container(&root, &mounts, "/dat"),
+            Err(EngineError::NotFoundInContainer(_))
+        ));
+        assert_eq!(container_name("/data/"), "data");
+        assert_eq!(container_name("/"), "/");
     }
 }
