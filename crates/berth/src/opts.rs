@@ -81,6 +81,18 @@ pub struct ContainerOpts {
     /// IPv4 address (e.g., 172.30.100.104) on a user-defined network
     #[arg(long)]
     pub ip: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long, value_name = "STRING")]
+    pub mac_address: Option<String>,
+    /// Add link to another container (name:alias)
+    #[arg(long, value_name = "LIST")]
+    pub link: Vec<String>,
+    /// Runtime to use for this container
+    #[arg(long, value_name = "STRING")]
+    pub runtime: Option<String>,
+    /// Optional volume driver for the container
+    #[arg(long, value_name = "STRING")]
+    pub volume_driver: Option<String>,
     /// Add a custom host-to-IP mapping (host:ip)
     #[arg(long, value_name = "LIST")]
     pub add_host: Vec<String>,
@@ -805,6 +817,7 @@ impl ContainerOpts {
             ("DnsSearch", &self.dns_search),
             ("DnsOptions", &self.dns_option),
             ("ExtraHosts", &self.add_host),
+            ("Links", &self.link),
         ] {
             if !v.is_empty() {
                 h.insert(k.into(), json!(v));
@@ -835,6 +848,14 @@ impl ContainerOpts {
         }
         if let Some(r) = &self.restart {
             h.insert("RestartPolicy".into(), restart_policy(r)?);
+        }
+        for (k, v) in [
+            ("Runtime", &self.runtime),
+            ("VolumeDriver", &self.volume_driver),
+        ] {
+            if let Some(v) = v {
+                h.insert(k.into(), json!(v));
+            }
         }
         if self.log_driver.is_some() || !self.log_opt.is_empty() {
             h.insert(
@@ -879,9 +900,12 @@ impl ContainerOpts {
         c.insert("HostConfig".into(), Value::Object(h));
         // The network's endpoint settings, keyed by the network's name as the docker CLI
         // sends them.
-        if !self.network_alias.is_empty() || self.ip.is_some() {
+        if !self.network_alias.is_empty() || self.ip.is_some() || self.mac_address.is_some() {
             let net = self.network.clone().unwrap_or_else(|| "default".into());
             let mut ep = Map::new();
+            if let Some(m) = &self.mac_address {
+                ep.insert("MacAddress".into(), json!(m));
+            }
             if !self.network_alias.is_empty() {
                 ep.insert("Aliases".into(), json!(self.network_alias));
             }

@@ -98,6 +98,11 @@ pub fn app(daemon: Arc<Daemon>) -> axum::Router {
         .route("/exec/{id}/start", post(containers::exec_start))
         .route("/exec/{id}/json", get(containers::exec_inspect))
         .route("/exec/{id}/resize", post(containers::exec_resize))
+        // `docker rm --link /web/db` sends the link's name unescaped.
+        .route(
+            "/containers/{parent}/{alias}",
+            axum::routing::delete(containers::remove_link),
+        )
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),
@@ -303,7 +308,8 @@ async fn info(State(d): State<Arc<Daemon>>) -> ApiResult<Json<serde_json::Value>
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": if d.engine.cgroup_v2() { "2" } else { "1" },
-        "DefaultRuntime": "berth-runtime",
+        "DefaultRuntime": berth_engine::DEFAULT_RUNTIME,
+        "Runtimes": {berth_engine::DEFAULT_RUNTIME: {"path": cfg.runtime}},
         "InitBinary": cfg.init_path.as_ref().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
         "KernelVersion": uname.release().to_string_lossy(),
         "OperatingSystem": os_name,

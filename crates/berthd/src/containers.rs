@@ -434,9 +434,25 @@ pub fn endpoint_settings(r: &Record) -> HashMap<String, EndpointSettings> {
                     ipv4_address: Some(ip.to_string()),
                     ..Default::default()
                 }),
-                links: None,
+                // As dockerd: a container's legacy links, `child:alias`.
+                links: r
+                    .host_config
+                    .links
+                    .as_ref()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| {
+                        l.iter()
+                            .filter_map(|x| berth_engine::links::parse(x).ok())
+                            .map(|x| format!("{}:{}", x.name, x.alias))
+                            .collect()
+                    }),
                 aliases: user.then_some(aliases),
-                mac_address: Some(on.map(|e| e.mac.clone()).unwrap_or_default()),
+                // The address it has, else the one it asked for (`--mac-address`).
+                mac_address: Some(
+                    on.map(|e| e.mac.clone())
+                        .or_else(|| j.mac.clone())
+                        .unwrap_or_default(),
+                ),
                 network_id: Some(j.network_id.clone()),
                 endpoint_id: Some(on.map(|e| e.id.clone()).unwrap_or_default()),
                 gateway: Some(on.map(|e| e.gateway.to_string()).unwrap_or_default()),
@@ -636,6 +652,8 @@ pub struct RemoveQuery {
     force: Option<String>,
     #[serde(default)]
     v: Option<String>,
+    #[serde(default)]
+    link: Option<String>,
 }
 
 /// `DELETE /containers/{id}`.
@@ -644,7 +662,28 @@ pub async fn remove(
     Path(id): Path<String>,
     Query(q): Query<RemoveQuery>,
 ) -> ApiResult<StatusCode> {
+    if flag(&q.link) {
+        // `docker rm --link /web/db`: the link goes, the containers stay.
+        d.engine.remove_link(&id)?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     d.engine.remove(&id, flag(&q.force), flag(&q.v)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /containers/{parent}/{alias}?link=1`.
+pub async fn remove_link(
+    State(d): State<Arc<Daemon>>,
+    Path((parent, alias)): Path<(String, String)>,
+    Query(q): Query<RemoveQuery>,
+) -> ApiResult<StatusCode> {
+    if !flag(&q.link) {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("page not found: /containers/{parent}/{alias}"),
+        ));
+    }
+    d.engine.remove_link(&format!("/{parent}/{alias}"))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

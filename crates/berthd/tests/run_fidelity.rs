@@ -244,3 +244,171 @@ fn cp_reaches_volumes_and_binds_and_diff_sees_files_made_again_as_added() {
     assert!(diff.lines().any(|l| l == "A /etc/group"), "{diff}");
     d.ok(&["rm", "del", "again"]);
 }
+
+#[test]
+fn links_mac_addresses_groups_and_the_drivers_berth_has() {
+    let d = daemon_with_busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--expose",
+        "5432",
+        "-e",
+        "PASSWORD=s3cret",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let db_ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"]);
+    let db_ip = db_ip.trim();
+    d.ok(&[
+        "create",
+        "--name",
+        "web",
+        "--link",
+        "db:data-base",
+        "busybox",
+        "sh",
+        "-c",
+        "env | grep ^DATA_BASE | sort; grep -w data-base /etc/hosts; sleep 300",
+    ]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "web"]),
+        "[\"/db:/web/data-base\"]\n"
+    );
+    d.ok(&["start", "web"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let logs = loop {
+        let l = d.ok(&["logs", "web"]);
+        if l.contains("data-base") && l.contains("DATA_BASE_NAME")
+            || std::time::Instant::now() > deadline
+        {
+            break l;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    for want in [
+        format!("DATA_BASE_PORT=tcp://{db_ip}:5432"),
+        format!("DATA_BASE_PORT_5432_TCP_ADDR={db_ip}"),
+        "DATA_BASE_PORT_5432_TCP_PORT=5432".to_string(),
+        "DATA_BASE_NAME=/web/data-base".to_string(),
+        "DATA_BASE_ENV_PASSWORD=s3cret".to_string(),
+    ] {
+        assert!(logs.lines().any(|l| l == want), "no {want} in {logs}");
+    }
+    assert!(
+        logs.lines()
+            .any(|l| l.starts_with(db_ip) && l.contains("data-base")),
+        "{logs}"
+    );
+    let links = d.ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks.bridge.Links}}",
+        "web",
+    ]);
+    assert_eq!(links, "[\"db:data-base\"]\n");
+    // A link to a container that is not running refuses the start, as dockerd does.
+    d.ok(&["stop", "-t", "0", "web"]);
+    d.ok(&["stop", "-t", "0", "db"]);
+    let err = d.fails(&["start", "web"]);
+    assert!(
+        err.contains("Cannot link to a non running container: /db AS /web/data-base"),
+        "{err}"
+    );
+    // rm --link drops the link only.
+    d.ok(&["rm", "--link", "/web/data-base"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "web"]),
+        "[]\n"
+    );
+    d.ok(&["start", "web"]);
+    let err = d.fails(&["create", "--link", "nosuch:x", "busybox", "true"]);
+    assert!(err.contains("could not get container for nosuch"), "{err}");
+    d.ok(&["rm", "-f", "web", "db"]);
+
+    // --mac-address and --group-add reach the container.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--mac-address",
+        "92:d0:c6:0a:29:33",
+        "--group-add",
+        "daemon",
+        "--group-add",
+        "4242",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/class/net/eth0/address; id -G",
+    ]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("92:d0:c6:0a:29:33"), "{out}");
+    let groups: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert!(groups.contains(&"1") && groups.contains(&"4242"), "{out}");
+    // Runtime and log driver read back; unknown drivers refused in dockerd's words.
+    d.ok(&["create", "--name", "plain", "busybox", "true"]);
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Runtime}} {{.HostConfig.LogConfig.Type}}",
+            "plain"
+        ]),
+        "berth-runtime json-file\n"
+    );
+    let err = d.fails(&["run", "--log-driver", "bogus", "busybox", "true"]);
+    assert!(
+        err.contains("logger: no log driver named 'bogus' is registered"),
+        "{err}"
+    );
+    let (status, body) = d.request(
+        "POST",
+        "/volumes/create",
+        r#"{"Name":"v1","Driver":"bogus"}"#,
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("error looking up volume plugin bogus: plugin \\\"bogus\\\" not found"),
+        "{body}"
+    );
+    let err = d.fails(&["run", "--runtime", "nosuch", "busybox", "true"]);
+    assert!(err.contains("Unknown runtime specified nosuch"), "{err}");
+    // A restarting container is not removed without force.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = d.docker(&["rm", "loop"]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "a container with a restart policy was removed"
+        );
+        if err.contains("You cannot remove a restarting container") {
+            break;
+        }
+        assert!(
+            err.contains("You cannot remove a running container"),
+            "{err}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never seen restarting: {err}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    d.ok(&["rm", "-f", "loop", "plain"]);
+}

@@ -200,7 +200,15 @@ impl Engine {
         if let Some(u) = config.user.clone().filter(|u| !u.is_empty()) {
             let rootfs = dir.join("rootfs");
             let read = |p: &str| std::fs::read_to_string(rootfs.join(p)).unwrap_or_default();
-            let user = crate::spec::resolve_user(&u, &read("etc/passwd"), &read("etc/group"))
+            let mut user = crate::spec::resolve_user(&u, &read("etc/passwd"), &read("etc/group"))
+                .map_err(|e| EngineError::InvalidParameter(e.0))?;
+            // The container's --group-add holds for its execs too.
+            let groups = self
+                .inspect(ctr_id)?
+                .host_config
+                .group_add
+                .unwrap_or_default();
+            crate::spec::add_groups(&mut user, &groups, &read("etc/group"))
                 .map_err(|e| EngineError::InvalidParameter(e.0))?;
             process["user"] =
                 json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});

@@ -22,6 +22,7 @@ pub mod exec;
 pub mod filters;
 pub mod health;
 pub mod host;
+pub mod links;
 pub mod logs;
 mod names;
 pub mod net;
@@ -63,6 +64,9 @@ pub enum EngineError {
     /// No volume by that name.
     #[error("get {0}: no such volume")]
     NoSuchVolume(String),
+    /// Something else the request names does not exist (a volume driver, say).
+    #[error("{0}")]
+    NotFound(String),
     /// The image store said no.
     #[error(transparent)]
     Image(#[from] StoreError),
@@ -104,6 +108,7 @@ impl EngineError {
             EngineError::NoSuchContainer(_)
             | EngineError::NoSuchExec(_)
             | EngineError::NoSuchVolume(_)
+            | EngineError::NotFound(_)
             | EngineError::NotFoundInContainer(_) => 404,
             EngineError::Image(StoreError::NoSuchImage(_)) => 404,
             EngineError::Image(StoreError::Conflict { .. }) => 409,
@@ -134,6 +139,10 @@ fn io_err<'a>(
         source,
     }
 }
+
+/// The name of the one OCI runtime berthd runs containers with (`HostConfig.Runtime`,
+/// `/info`'s `DefaultRuntime`).
+pub const DEFAULT_RUNTIME: &str = "berth-runtime";
 
 /// Engine results.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -537,14 +546,23 @@ impl Engine {
             config.hostname = None;
         }
         // The defaults dockerd fills in, which clients read back from inspect.
+        match host.runtime.as_deref() {
+            None | Some("") => host.runtime = Some(DEFAULT_RUNTIME.into()),
+            Some(DEFAULT_RUNTIME) => {}
+            Some(other) => {
+                return Err(EngineError::InvalidParameter(format!(
+                    "Unknown runtime specified {other}"
+                )))
+            }
+        }
         if host.network_mode.as_deref().unwrap_or("").is_empty() {
             host.network_mode = Some("default".into());
         }
         if host
             .log_config
             .as_ref()
-            .and_then(|l| l.typ.as_ref())
-            .is_none()
+            .and_then(|l| l.typ.as_deref())
+            .is_none_or(str::is_empty)
         {
             host.log_config = Some(bollard_stubs::models::HostConfigLogConfig {
                 typ: Some("json-file".into()),
@@ -602,6 +620,7 @@ impl Engine {
                 host: self.host,
                 init: self.init_for(&host)?,
                 netns: spec::NetNs::New,
+                link_env: &[],
             },
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;
@@ -609,6 +628,10 @@ impl Engine {
         for b in host.binds.clone().unwrap_or_default() {
             spec::parse_bind(&b).map_err(|e| EngineError::InvalidParameter(e.0))?;
         }
+        let links = self.check_links(
+            host.links.as_deref().unwrap_or_default(),
+            host.network_mode.as_deref().unwrap_or(""),
+        )?;
         let mounts = self.resolve_mounts(&config, &host)?;
 
         let id = random_id()?;
@@ -676,6 +699,15 @@ impl Engine {
                     }
                 },
             };
+            // Links as dockerd keeps them: `/db:/web/db`.
+            if !links.is_empty() {
+                rec.host_config.links = Some(
+                    links
+                        .iter()
+                        .map(|(child, alias)| format!("{child}:{name}/{alias}"))
+                        .collect(),
+                );
+            }
             rec.name = name;
             let ctr = Ctr::new(rec.clone());
             map.insert(id.clone(), ctr.clone());
@@ -860,6 +892,7 @@ impl Engine {
                         network: key,
                         ip: j.ip,
                         aliases: j.aliases.clone(),
+                        mac: j.mac.as_deref().and_then(berth_network::parse_mac),
                     });
                 }
                 let ports = net::port_requests(&rec.config, h)?;
@@ -1063,11 +1096,18 @@ impl Engine {
             }
         }
         let hostname = rec.config.hostname.clone().unwrap_or_default();
-        write_etc(&dir, rec, &hostname, up)?;
+        let (link_env, link_hosts) = self.resolve_links(rec)?;
+        write_etc(&dir, rec, &hostname, up, &link_hosts)?;
         let read = |p: &str| std::fs::read_to_string(rootfs.join(p)).unwrap_or_default();
-        let user = spec::resolve_user(
+        let mut user = spec::resolve_user(
             rec.config.user.as_deref().unwrap_or(""),
             &read("etc/passwd"),
+            &read("etc/group"),
+        )
+        .map_err(|e| EngineError::InvalidParameter(e.0))?;
+        spec::add_groups(
+            &mut user,
+            rec.host_config.group_add.as_deref().unwrap_or_default(),
             &read("etc/group"),
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;
@@ -1088,6 +1128,7 @@ impl Engine {
                 host: self.host,
                 init: self.init_for(&rec.host_config)?,
                 netns: up.netns.as_spec(),
+                link_env: &link_env,
             },
         )
         .map_err(|e| EngineError::InvalidParameter(e.0))?;
@@ -1849,6 +1890,7 @@ impl Engine {
                     network: n.id.clone(),
                     ip: join.ip,
                     aliases: join.aliases.clone(),
+                    mac: join.mac.as_deref().and_then(berth_network::parse_mac),
                 };
                 Some(self.net.connect(&member, &j, sandbox).await?)
             }
@@ -1994,6 +2036,28 @@ fn docker_wording(message: String) -> String {
 fn check_resources(h: &bollard_stubs::models::HostConfig) -> Result<()> {
     const MIN_MEMORY: i64 = 6 << 20;
     let bad = |m: String| Err(EngineError::InvalidParameter(m));
+    // Docker's other log drivers, which berth does not have; anything else is no driver.
+    const ELSEWHERE: &[&str] = &[
+        "local",
+        "syslog",
+        "journald",
+        "gelf",
+        "fluentd",
+        "awslogs",
+        "splunk",
+        "etwlogs",
+        "gcplogs",
+        "logentries",
+    ];
+    match h.log_config.as_ref().and_then(|l| l.typ.as_deref()) {
+        None | Some("" | "json-file" | "none") => {}
+        Some(d) if ELSEWHERE.contains(&d) => {
+            return bad(format!(
+                "logging driver \"{d}\" is not supported by berth: use json-file or none"
+            ))
+        }
+        Some(d) => return bad(format!("logger: no log driver named '{d}' is registered")),
+    }
     if h.memory.is_some_and(|m| m > 0 && m < MIN_MEMORY) {
         return bad("Minimum memory limit allowed is 6MB".into());
     }
@@ -2090,7 +2154,7 @@ fn to_container_config(body: &ContainerCreateBody) -> Result<ContainerConfig> {
 
 /// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, as Docker writes them;
 /// with `--network container:` the other container's.
-fn write_etc(dir: &Path, rec: &Record, hostname: &str, up: &NetUp) -> Result<()> {
+fn write_etc(dir: &Path, rec: &Record, hostname: &str, up: &NetUp, links: &[String]) -> Result<()> {
     let w = |name: &str, data: &str| {
         let p = dir.join(name);
         std::fs::write(&p, data).map_err(io_err("write", &p))
@@ -2106,12 +2170,14 @@ fn write_etc(dir: &Path, rec: &Record, hostname: &str, up: &NetUp) -> Result<()>
     let h = &rec.host_config;
     let host_net = matches!(up.netns, NetNsBuf::Host);
     let host_hosts = host_net.then(|| std::fs::read_to_string("/etc/hosts").unwrap_or_default());
+    let mut extra = h.extra_hosts.clone().unwrap_or_default();
+    extra.extend_from_slice(links);
     let hosts = net::hosts_file(
         host_hosts.as_deref(),
         hostname,
         rec.config.domainname.as_deref().unwrap_or(""),
         &rec.net.endpoints,
-        h.extra_hosts.as_deref().unwrap_or(&[]),
+        &extra,
         up.gateway,
     )?;
     w("hosts", &hosts)?;

@@ -220,11 +220,20 @@ pub fn join_of(net: &Network, s: Option<&EndpointSettings>) -> Result<NetworkJoi
             "network-scoped alias is supported only for containers in user defined networks",
         ));
     }
+    let mac = s
+        .and_then(|s| s.mac_address.clone())
+        .filter(|m| !m.is_empty());
+    if let Some(m) = &mac {
+        if berth_network::parse_mac(m).is_none() {
+            return Err(bad(format!("invalid MAC address: {m}")));
+        }
+    }
     Ok(NetworkJoin {
         network: net.name.clone(),
         network_id: net.id.clone(),
         ip,
         aliases,
+        mac,
     })
 }
 

@@ -52,6 +52,9 @@ pub struct NetworkJoin {
     /// `--network-alias`.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// `--mac-address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 /// A running container's networking.

@@ -270,6 +270,31 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<User, SpecE
     Ok(user)
 }
 
+/// Adds `--group-add` groups (names from the container's /etc/group, or numbers) to the
+/// user's supplementary groups, as dockerd does for the container and its execs.
+pub fn add_groups(user: &mut User, groups: &[String], group: &str) -> Result<(), SpecError> {
+    for g in groups {
+        let gid = match group
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() >= 3 && f[0] == g)
+        {
+            Some(f) => f[2]
+                .parse()
+                .map_err(|_| bad(format!("bad gid in /etc/group for {g}")))?,
+            None => g.parse::<u32>().map_err(|_| {
+                bad(format!(
+                    "Unable to find group {g}: no matching entries in group file"
+                ))
+            })?,
+        };
+        if !user.additional_gids.contains(&gid) {
+            user.additional_gids.push(gid);
+        }
+    }
+    Ok(())
+}
+
 /// What the spec is made from besides the container's config.
 pub struct Inputs<'a> {
     /// The container ID.
@@ -296,6 +321,9 @@ pub struct Inputs<'a> {
     pub init: Option<&'a Path>,
     /// Which network namespace it runs in.
     pub netns: NetNs<'a>,
+    /// Legacy links' variables (`DB_PORT=...`): before the container's own environment,
+    /// which wins on a clash, as in dockerd.
+    pub link_env: &'a [String],
 }
 
 /// A container's network namespace.
@@ -369,6 +397,14 @@ pub fn build(c: &ContainerConfig, h: &HostConfig, i: &Inputs) -> Result<Value, S
     if !cenv.iter().any(|e| e.starts_with("PATH=")) {
         cenv.insert(0, DEFAULT_PATH.into());
     }
+    let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
+    let own: std::collections::HashSet<String> = cenv.iter().map(|e| key(e)).collect();
+    env.extend(
+        i.link_env
+            .iter()
+            .filter(|e| !own.contains(&key(e)))
+            .cloned(),
+    );
     env.extend(cenv);
     if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
@@ -811,6 +847,7 @@ mod tests {
             },
             init: None,
             netns: NetNs::New,
+            link_env: &[],
         }
     }
 
@@ -863,6 +900,23 @@ mod tests {
         assert_eq!(
             argv(&ContainerConfig::default()).unwrap_err().0,
             "No command specified"
+        );
+    }
+
+    #[test]
+    fn group_add_takes_names_and_numbers() {
+        let mut u = User::default();
+        add_groups(
+            &mut u,
+            &["audio".into(), "1234".into(), "audio".into()],
+            "audio:x:29:\n",
+        )
+        .unwrap();
+        assert_eq!(u.additional_gids, [29, 1234]);
+        let e = add_groups(&mut u, &["nosuch".into()], "").unwrap_err();
+        assert_eq!(
+            e.0,
+            "Unable to find group nosuch: no matching entries in group file"
         );
     }
 

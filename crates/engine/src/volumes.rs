@@ -27,6 +27,17 @@ pub struct VolumeRecord {
     pub anonymous: bool,
 }
 
+/// The local driver (or none named) is berth's; any other is dockerd's 404 for a plugin it
+/// cannot find (berth has no volume plugins).
+fn check_driver(d: &str) -> Result<()> {
+    if d.is_empty() || d == "local" {
+        return Ok(());
+    }
+    Err(EngineError::NotFound(format!(
+        "error looking up volume plugin {d}: plugin \"{d}\" not found"
+    )))
+}
+
 impl Engine {
     fn vol_dir(&self, name: &str) -> PathBuf {
         self.cfg.root.join("volumes").join(name)
@@ -40,10 +51,8 @@ impl Engine {
         driver_opts: &HashMap<String, String>,
         labels: HashMap<String, String>,
     ) -> Result<VolumeRecord> {
-        if let Some(d) = driver.filter(|d| !d.is_empty() && *d != "local") {
-            return Err(EngineError::InvalidParameter(format!(
-                "volume driver {d:?} is not supported: only local"
-            )));
+        if let Some(d) = driver {
+            check_driver(d)?;
         }
         if !driver_opts.is_empty() {
             return Err(EngineError::InvalidParameter(
@@ -184,8 +193,10 @@ impl Engine {
     ) -> Result<Vec<MountPoint>> {
         let bad = |m: String| EngineError::InvalidParameter(m);
         let mut out: Vec<MountPoint> = Vec::new();
+        // `--volume-driver`, for the volumes `-v` and the image's VOLUMEs make.
+        let driver = h.volume_driver.as_deref();
         let volume = |name: Option<&str>, dst: &str, rw: bool| -> Result<MountPoint> {
-            let v = self.volume_create(name, None, &HashMap::new(), HashMap::new())?;
+            let v = self.volume_create(name, driver, &HashMap::new(), HashMap::new())?;
             Ok(MountPoint {
                 typ: Some("volume".into()),
                 name: Some(v.name),
@@ -261,6 +272,14 @@ impl Engine {
                     out.push(bind(&src, &dst, rw, &prop));
                 }
                 Some(MountType::VOLUME) => {
+                    if let Some(d) = m
+                        .volume_options
+                        .as_ref()
+                        .and_then(|o| o.driver_config.as_ref())
+                        .and_then(|c| c.name.as_deref())
+                    {
+                        check_driver(d)?;
+                    }
                     let mut v = volume(m.source.as_deref(), &dst, rw)?;
                     if m.volume_options.as_ref().and_then(|o| o.no_copy) == Some(true) {
                         v.mode = Some("nocopy".into());

@@ -227,6 +227,8 @@ pub struct Join {
     pub ip: Option<Ipv4Addr>,
     /// Aliases on that network.
     pub aliases: Vec<String>,
+    /// `--mac-address` (default: `02:42` and the address, as Docker's).
+    pub mac: Option<[u8; 6]>,
 }
 
 /// Who is joining: its ID, name, and the upstream DNS servers it asked for (`--dns`).
@@ -285,6 +287,23 @@ fn now() -> String {
 pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     let o = ip.octets();
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// A MAC address as Docker takes it (`92:d0:c6:0a:29:33`, `-` separators too), unicast.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(&parts) {
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    // A multicast address (low bit of the first octet) cannot be an interface's.
+    (mac[0] & 1 == 0).then_some(mac)
 }
 
 fn mac_string(m: [u8; 6]) -> String {
@@ -830,7 +849,7 @@ impl Manager {
         let bridge = net.bridge.clone().unwrap_or_default();
         let mtu = net.mtu;
         let internal = net.internal;
-        let mac = mac_for(ip);
+        let mac = j.mac.unwrap_or_else(|| mac_for(ip));
         let ep = Endpoint {
             id: random_hex(32),
             container: member.id.clone(),

@@ -112,6 +112,7 @@ async fn a_sandbox_on_a_network_reaches_its_gateway_and_leaves_nothing() {
                 network: "appnet".into(),
                 ip: Some(Ipv4Addr::new(10, 231, 0, 9)),
                 aliases: vec!["front".into()],
+                mac: None,
             }],
             &ports,
         )
