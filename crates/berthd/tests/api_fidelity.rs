@@ -239,3 +239,33 @@ fn one_image_saves_by_name_and_a_bad_load_answers_in_its_stream() {
     let images = d.ok(&["images", "-q"]);
     assert_eq!(images.lines().count(), 1, "{images}");
 }
+
+#[test]
+fn network_names_are_anything_but_blank_as_in_dockerd() {
+    let d = daemon_with_busybox();
+    d.ok(&["network", "create", "my net"]);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "my net",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0 | wc -l",
+    ]);
+    assert_eq!(out, "1\n");
+    let ls = d.ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "name=my net",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(ls, "my net\n");
+    d.ok(&["network", "rm", "my net"]);
+    let (status, body) = d.request("POST", "/networks/create", r#"{"Name":"  "}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid name"), "{body}");
+}

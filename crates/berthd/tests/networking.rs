@@ -724,9 +724,9 @@ fn bad_network_requests_get_dockers_errors_and_change_nothing() {
         (
             "POST",
             "/networks/create",
-            r#"{"Name":"bad name"}"#,
+            r#"{"Name":"  "}"#,
             400,
-            "invalid network name",
+            "invalid name",
         ),
         (
             "POST",
