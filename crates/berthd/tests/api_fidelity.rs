@@ -2,17 +2,7 @@
 //! swarm answers, API versions, the image fields older clients read, and the endpoints berth
 //! does not serve yet answering with what is missing instead of a 404 or a broken pipe.
 
-use berth_testkit::{have_docker_cli, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    assert!(
-        have_docker_cli(),
-        "these tests drive berthd with the docker CLI: install docker.io (scripts/install-deps.sh)"
-    );
-    let d = Daemon::start();
-    d.load_busybox();
-    d
-}
+use berth_testkit::Daemon;
 
 #[test]
 fn versions_outside_the_supported_range_get_dockers_400() {
@@ -42,7 +32,7 @@ fn versions_outside_the_supported_range_get_dockers_400() {
 
 #[test]
 fn swarm_endpoints_answer_as_a_dockerd_outside_a_swarm() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     for path in [
         "/swarm",
         "/nodes",
@@ -75,7 +65,7 @@ fn swarm_endpoints_answer_as_a_dockerd_outside_a_swarm() {
 
 #[test]
 fn what_berth_does_not_serve_yet_says_so() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     // docker system prune ends with the build cache: nothing to prune, and the total.
     d.ok(&["run", "--name", "gone", "busybox", "true"]);
     let out = d.ok(&["system", "prune", "-f"]);
@@ -132,7 +122,7 @@ fn what_berth_does_not_serve_yet_says_so() {
 
 #[test]
 fn image_inspect_carries_container_and_container_config() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let cc = d.ok(&[
         "image",
         "inspect",
@@ -169,7 +159,7 @@ fn exec_create(d: &Daemon, ctr: &str, body: &str) -> String {
 
 #[test]
 fn exec_output_is_framed_by_the_start_request_and_failures_exit_126_127() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     d.ok(&["run", "-d", "--name", "ex", "busybox", "sleep", "300"]);
     // Made with a terminal, started without one: dockerd frames it (stdout, type 1).
     let id = exec_create(
@@ -209,7 +199,7 @@ fn exec_output_is_framed_by_the_start_request_and_failures_exit_126_127() {
 
 #[test]
 fn one_image_saves_by_name_and_a_bad_load_answers_in_its_stream() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let dir = tempfile::tempdir().unwrap();
     // GET /images/{name}/get, as docker-py's image.save() asks for it.
     let tar = dir.path().join("one.tar");
@@ -242,7 +232,7 @@ fn one_image_saves_by_name_and_a_bad_load_answers_in_its_stream() {
 
 #[test]
 fn network_names_are_anything_but_blank_as_in_dockerd() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     d.ok(&["network", "create", "my net"]);
     let out = d.ok(&[
         "run",

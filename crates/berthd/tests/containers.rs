@@ -33,9 +33,7 @@ fn assert_gone(d: &Daemon, id: &str) {
 
 #[test]
 fn run_rm_prints_output_and_exits_with_the_containers_code() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi\n");
     let out = d.docker(&[
         "run",
@@ -100,9 +98,7 @@ fn run_rm_prints_output_and_exits_with_the_containers_code() {
 
 #[test]
 fn the_create_request_shapes_the_container() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     let run = |args: &[&str]| {
         let mut a = vec!["run", "--rm"];
         a.extend_from_slice(args);
@@ -204,9 +200,7 @@ fn the_create_request_shapes_the_container() {
 
 #[test]
 fn bad_requests_get_dockers_errors_and_change_nothing() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     let e = d.fails(&["run", "--rm", "nosuch:image", "true"]);
     assert!(
         e.contains("No such image") || e.contains("Unable to find image"),
@@ -255,9 +249,7 @@ fn bad_requests_get_dockers_errors_and_change_nothing() {
 
 #[test]
 fn detached_containers_log_stop_restart_and_go() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     let id = d
         .ok(&[
             "run",
@@ -323,9 +315,7 @@ fn detached_containers_log_stop_restart_and_go() {
 
 #[test]
 fn containers_survive_a_killed_berthd() {
-    let Some(mut d) = Daemon::with_busybox() else {
-        return;
-    };
+    let mut d = Daemon::with_busybox();
     let id = d
         .ok(&[
             "run",
@@ -381,9 +371,7 @@ fn containers_survive_a_killed_berthd() {
 
 #[test]
 fn exec_runs_processes_in_a_running_container() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]);
     let out = d.docker(&["exec", "box", "sh", "-c", "echo out; echo err >&2; exit 5"]);
     assert_eq!(out.status.code(), Some(5));
@@ -449,9 +437,7 @@ fn exec_id(d: &Daemon, ctr: &str, body: &str) -> String {
 
 #[test]
 fn exec_with_a_tty_takes_the_terminal_size_and_follows_resizes() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]);
     // `docker exec -it` in a terminal of 33x101 (script(1) makes the pty): the process's
     // terminal has that size, and input typed reaches it.
@@ -568,9 +554,7 @@ fn read_to_close(s: &mut std::os::unix::net::UnixStream) -> Vec<u8> {
 
 #[test]
 fn attach_replays_logs_and_detach_keys_let_go() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     let id = d.ok(&[
         "run",
         "-d",
@@ -734,9 +718,7 @@ fn attach_replays_logs_and_detach_keys_let_go() {
 
 #[test]
 fn image_changes_are_reported_as_events_as_dockerd_reports_them() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     // `--since` counts whole seconds: start in a second after the busybox load's.
     let t0 = chrono_now_secs() + 1;
     while chrono_now_secs() < t0 {
@@ -844,9 +826,10 @@ fn image_changes_are_reported_as_events_as_dockerd_reports_them() {
 
 #[test]
 fn berthd_serves_tcp_hosts_beside_its_socket() {
-    if !berth_testkit::have_docker_cli() {
-        return;
-    }
+    assert!(
+        berth_testkit::have_docker_cli(),
+        "this test drives berthd with the docker CLI"
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -897,9 +880,7 @@ fn berthd_serves_tcp_hosts_beside_its_socket() {
 
 #[test]
 fn volumes_keep_data_and_refuse_removal_while_used() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     assert_eq!(d.ok(&["volume", "create", "data"]), "data\n");
     assert_eq!(d.ok(&["volume", "ls", "-q"]), "data\n");
     d.ok(&[
@@ -972,9 +953,7 @@ fn volumes_keep_data_and_refuse_removal_while_used() {
 
 #[test]
 fn restart_policies_and_log_rotation() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     // on-failure:2 restarts a failing container twice, then leaves it exited.
     d.ok(&[
         "run",
@@ -1078,9 +1057,7 @@ fn restart_policies_and_log_rotation() {
 
 #[test]
 fn stats_and_prune() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&[
         "run",
         "-d",
@@ -1121,9 +1098,7 @@ fn stats_and_prune() {
 
 #[test]
 fn cp_copies_both_ways_and_stays_inside_the_container() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&[
         "run",
         "-d",
@@ -1176,9 +1151,7 @@ fn cp_copies_both_ways_and_stays_inside_the_container() {
 
 #[test]
 fn diff_commit_and_export() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&[
         "run",
         "--name",
@@ -1239,9 +1212,7 @@ fn diff_commit_and_export() {
 /// resumes it; `--pause=false` leaves it running throughout.
 #[test]
 fn commit_pauses_a_running_container_unless_told_not_to() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&[
         "run",
         "-d",
@@ -1297,9 +1268,7 @@ fn commit_pauses_a_running_container_unless_told_not_to() {
 
 #[test]
 fn health_checks_report_status_and_events() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     let since = chrono_now_secs();
     d.ok(&[
         "run",
@@ -1435,9 +1404,7 @@ fn assert_consistent(d: &Daemon, round: usize) {
 
 #[test]
 fn berthd_killed_at_any_moment_leaves_a_consistent_state() {
-    let Some(mut d) = Daemon::with_busybox() else {
-        return;
-    };
+    let mut d = Daemon::with_busybox();
     let socket = d.socket();
     let config = d.dir.path().join("docker-config");
     let mut seed: u64 = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
@@ -1497,9 +1464,7 @@ fn berthd_killed_at_any_moment_leaves_a_consistent_state() {
 
 #[test]
 fn update_changes_limits_of_a_running_container() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&[
         "run", "-d", "--name", "up", "--memory", "32m", "busybox", "sleep", "600",
     ]);
@@ -1555,9 +1520,7 @@ fn update_changes_limits_of_a_running_container() {
 
 #[test]
 fn forced_rmi_and_prune_keep_what_containers_use() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&["run", "-d", "--name", "user", "busybox", "sleep", "600"]);
     let image = d
         .ok(&["inspect", "-f", "{{.Image}}", "user"])
@@ -1597,9 +1560,7 @@ fn forced_rmi_and_prune_keep_what_containers_use() {
 
 #[test]
 fn devices_are_passed_in_with_their_numbers() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     // /dev/null always exists; under another name it is only there when asked for.
     let out = d.ok(&[
         "run",
@@ -1631,9 +1592,7 @@ fn devices_are_passed_in_with_their_numbers() {
 
 #[test]
 fn pause_unpause_and_rename() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&[
         "run",
         "-d",
@@ -1698,9 +1657,7 @@ fn pause_unpause_and_rename() {
 
 #[test]
 fn oom_kill_is_reported_and_a_refused_load_leaves_images_runnable() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     // A memory hog under a small limit: killed by the kernel, reported as Docker does.
     let out = d.docker(&[
         "run",
@@ -1749,9 +1706,7 @@ fn oom_kill_is_reported_and_a_refused_load_leaves_images_runnable() {
 #[test]
 fn streamed_save_and_load_refuse_a_cut_off_upload() {
     use std::io::Read;
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&["tag", "busybox", "half:1"]);
     let saved = d.dir.path().join("half.tar");
     d.ok(&["save", "-o", saved.to_str().unwrap(), "half:1"]);
@@ -1818,9 +1773,7 @@ fn streamed_save_and_load_refuse_a_cut_off_upload() {
 
 #[test]
 fn a_new_volume_gets_the_images_content() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     // Mounted over the image's /etc: the empty volume is filled from it first.
     assert!(d
         .ok(&[
@@ -1912,9 +1865,7 @@ fn a_new_volume_gets_the_images_content() {
 
 #[test]
 fn exited_containers_leave_nothing_even_with_processes_outside_a_pid_namespace() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     // Without a pid namespace of its own, the init's exit kills nothing: the monitor's
     // cleanup finds the cgroup busy and has the runtime kill what is left.
     let id = d.ok(&[
@@ -1954,9 +1905,7 @@ fn exited_containers_leave_nothing_even_with_processes_outside_a_pid_namespace()
 
 #[test]
 fn a_client_hanging_up_while_output_flows_leaves_the_container_running() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     // Output without pause, so the monitor finds a client's hang-up in the same round as
     // output to hand it. It used to drop the client at its failed write while still
     // handling that round's events by index, and died of it (and the container with it:

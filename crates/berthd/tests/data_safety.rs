@@ -5,17 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_testkit::{bin, have_docker_cli, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    assert!(
-        have_docker_cli(),
-        "these tests drive berthd with the docker CLI: install docker.io (scripts/install-deps.sh)"
-    );
-    let d = Daemon::start();
-    d.load_busybox();
-    d
-}
+use berth_testkit::{bin, Daemon};
 
 /// Runs a berthd that is expected to refuse to start: its exit status and stderr. Killed
 /// (and the test failed) if it is still running after 20 s.
@@ -54,7 +44,7 @@ fn state(d: &Daemon, name: &str) -> String {
 
 #[test]
 fn a_second_berthd_on_the_same_root_or_exec_root_is_refused_and_touches_nothing() {
-    let mut d = daemon_with_busybox();
+    let mut d = Daemon::with_busybox();
     d.ok(&[
         "run",
         "-d",
@@ -123,7 +113,7 @@ fn a_second_berthd_on_the_same_root_or_exec_root_is_refused_and_touches_nothing(
 
 #[test]
 fn sigterm_stops_berthd_while_it_restores() {
-    let mut d = daemon_with_busybox();
+    let mut d = Daemon::with_busybox();
     let id = d
         .ok(&["run", "-d", "--name", "slow", "busybox", "sleep", "300"])
         .trim()
@@ -173,7 +163,7 @@ fn sigterm_stops_berthd_while_it_restores() {
 
 #[test]
 fn kill_is_a_manual_stop_and_returns_once_the_exit_is_recorded() {
-    let mut d = daemon_with_busybox();
+    let mut d = Daemon::with_busybox();
     for policy in ["always", "unless-stopped"] {
         d.ok(&[
             "run",
@@ -235,7 +225,7 @@ fn kill_is_a_manual_stop_and_returns_once_the_exit_is_recorded() {
 
 #[test]
 fn records_have_one_writer_while_containers_exit_are_renamed_and_removed() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     for i in 0..15 {
         let name = format!("brief{i}");
         d.ok(&[

@@ -5,17 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth_testkit::{have_docker_cli, Daemon};
-
-fn daemon() -> Daemon {
-    assert!(
-        have_docker_cli(),
-        "these tests drive the docker CLI, which is not installed"
-    );
-    let d = Daemon::start();
-    d.load_busybox();
-    d
-}
+use berth_testkit::Daemon;
 
 /// The lines docker prints, sorted.
 fn lines(out: String) -> Vec<String> {
@@ -48,7 +38,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn ps_filters_select_only_what_they_name() {
-    let d = daemon();
+    let d = Daemon::with_busybox();
     let bound = d.dir.path().join("bound");
     std::fs::create_dir(&bound).unwrap();
     let bind = format!("{}:/bound", bound.display());
@@ -202,7 +192,7 @@ fn ps_filters_select_only_what_they_name() {
 
 #[test]
 fn volume_network_image_and_event_filters() {
-    let d = daemon();
+    let d = Daemon::with_busybox();
     let since = (unix_now() - 1).to_string();
 
     // Volumes.

@@ -189,9 +189,7 @@ fn assert_settled(d: &Daemon, before: &(Vec<String>, String)) {
 
 #[test]
 fn containers_on_a_user_network_find_each_other_by_name_and_alias() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&["network", "create", "appnet"]);
     d.ok(&[
         "run",
@@ -297,9 +295,7 @@ fn containers_on_a_user_network_find_each_other_by_name_and_alias() {
 
 #[test]
 fn published_ports_reach_the_container_from_the_host_and_are_freed_on_exit() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     let start = "mkdir /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www";
     let id = d
         .ok(&[
@@ -434,9 +430,7 @@ fn published_ports_reach_the_container_from_the_host_and_are_freed_on_exit() {
 
 #[test]
 fn containers_reach_outside_through_nat_and_internal_networks_cannot() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     let outside = Outside::start();
     // The outside has no route to any container: it sees the host's address.
     let seen = d.ok(&["run", "--rm", "busybox", "wget", "-qO-", &outside.url()]);
@@ -546,9 +540,7 @@ fn containers_reach_outside_through_nat_and_internal_networks_cannot() {
 
 #[test]
 fn network_modes_and_etc_files_are_dockers() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&[
         "run",
         "-d",
@@ -667,9 +659,7 @@ fn network_modes_and_etc_files_are_dockers() {
 
 #[test]
 fn bad_network_requests_get_dockers_errors_and_change_nothing() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&[
         "network",
         "create",
@@ -960,9 +950,7 @@ fn berth_network_commands_connect_disconnect_and_port() {
 
 #[test]
 fn networking_survives_a_killed_berthd() {
-    let Some(mut d) = Daemon::with_busybox() else {
-        return;
-    };
+    let mut d = Daemon::with_busybox();
     d.ok(&["network", "create", "keep"]);
     d.ok(&[
         "run",
@@ -1033,9 +1021,7 @@ fn networking_survives_a_killed_berthd() {
 
 #[test]
 fn two_hundred_create_remove_cycles_leave_nothing_on_the_host() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     d.ok(&["network", "create", "cycle"]);
     let before = host_state(&d);
     let mine = d.dir.path().to_string_lossy().into_owned();
@@ -1101,16 +1087,10 @@ fn two_hundred_create_remove_cycles_leave_nothing_on_the_host() {
 
 #[test]
 fn berth_and_a_networked_dockerd_live_side_by_side() {
-    let Some(mut d) = Daemon::with_busybox() else {
-        return;
-    };
+    let mut d = Daemon::with_busybox();
     let t = tag();
     let outside = Outside::start();
-    let Some(docker) =
-        berth_testkit::Dockerd::start_networked(&format!("btdk{t}"), "10.233.0.1/24")
-    else {
-        return;
-    };
+    let docker = berth_testkit::Dockerd::start_networked(&format!("btdk{t}"), "10.233.0.1/24");
     let tar = berth_testkit::busybox_archive(docker.dir.path());
     docker.ok(&["load", "-i", tar.to_str().unwrap()]);
     assert_eq!(berth_testkit::forward_policy(), "DROP");
@@ -1156,9 +1136,7 @@ fn berth_and_a_networked_dockerd_live_side_by_side() {
 
 #[test]
 fn the_embedded_dns_forwards_other_names_to_the_containers_servers() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     // A DNS server of the test's own, on the default bridge's address (which containers
     // reach and nothing else serves DNS on), knowing one name.
     let gw: Ipv4Addr = d
@@ -1226,9 +1204,7 @@ fn the_embedded_dns_forwards_other_names_to_the_containers_servers() {
 
 #[test]
 fn a_published_udp_port_reaches_the_container_and_answers() {
-    let Some(d) = Daemon::with_busybox() else {
-        return;
-    };
+    let d = Daemon::with_busybox();
     let id = d
         .ok(&[
             "run",
@@ -1287,9 +1263,10 @@ fn a_published_udp_port_reaches_the_container_and_answers() {
 
 #[test]
 fn bip_and_mtu_shape_the_default_bridge() {
-    if !have_docker_cli() {
-        return;
-    }
+    assert!(
+        have_docker_cli(),
+        "this test drives berthd with the docker CLI"
+    );
     let d = Daemon::start_with(&["--bip", "10.240.7.1/24", "--mtu", "1400"]);
     d.load_busybox();
     let out = d.ok(&[

@@ -6,21 +6,11 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{have_docker_cli, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    assert!(
-        have_docker_cli(),
-        "these tests drive berthd with the docker CLI: install docker.io (scripts/install-deps.sh)"
-    );
-    let d = Daemon::start();
-    d.load_busybox();
-    d
-}
+use berth_testkit::Daemon;
 
 #[test]
 fn stats_sizes_and_top_read_what_is_there() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let gw = "{{range .NetworkSettings.Networks}}{{.Gateway}}{{end}}";
     d.ok(&[
         "run",
@@ -80,7 +70,7 @@ fn stats_sizes_and_top_read_what_is_there() {
 
 #[test]
 fn events_cover_attach_exec_oom_and_networking() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let mut events = d
         .cmd_with(
             "docker",

@@ -2,17 +2,7 @@
 //! made for the user, what is refused at create, and the exit codes and words of a command
 //! that cannot run.
 
-use berth_testkit::{have_docker_cli, Daemon};
-
-fn daemon_with_busybox() -> Daemon {
-    assert!(
-        have_docker_cli(),
-        "these tests drive berthd with the docker CLI: install docker.io (scripts/install-deps.sh)"
-    );
-    let d = Daemon::start();
-    d.load_busybox();
-    d
-}
+use berth_testkit::Daemon;
 
 fn run(d: &Daemon, args: &[&str]) -> (i32, String, String) {
     let mut all = vec!["run", "--rm"];
@@ -27,7 +17,7 @@ fn run(d: &Daemon, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn missing_bind_sources_and_working_directories_are_made_and_entrypoint_resets() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let host = d.dir.path().join("made-by-v").join("deep");
     let bind = format!("{}:/x", host.display());
     let (rc, out, err) = run(&d, &["-v", &bind, "busybox", "sh", "-c", "echo hi > /x/f"]);
@@ -104,7 +94,7 @@ fn missing_bind_sources_and_working_directories_are_made_and_entrypoint_resets()
 
 #[test]
 fn commands_that_cannot_run_exit_126_and_127_with_dockers_words() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let (rc, _, err) = run(&d, &["busybox", "/etc/passwd"]);
     assert_eq!(rc, 126, "{err}");
     assert!(
@@ -143,7 +133,7 @@ fn commands_that_cannot_run_exit_126_and_127_with_dockers_words() {
 
 #[test]
 fn create_validates_limits_and_policies_as_dockerd() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let (rc, _, err) = run(&d, &["-m", "4m", "busybox", "true"]);
     assert_eq!(rc, 125);
     assert!(err.contains("Minimum memory limit allowed is 6MB"), "{err}");
@@ -172,7 +162,7 @@ fn create_validates_limits_and_policies_as_dockerd() {
 
 #[test]
 fn cp_reaches_volumes_and_binds_and_diff_sees_files_made_again_as_added() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     let host = d.dir.path().join("bound");
     std::fs::create_dir(&host).unwrap();
     std::fs::write(host.join("from-host"), "h\n").unwrap();
@@ -247,7 +237,7 @@ fn cp_reaches_volumes_and_binds_and_diff_sees_files_made_again_as_added() {
 
 #[test]
 fn links_mac_addresses_groups_and_the_drivers_berth_has() {
-    let d = daemon_with_busybox();
+    let d = Daemon::with_busybox();
     d.ok(&[
         "run",
         "-d",

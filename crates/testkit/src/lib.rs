@@ -46,15 +46,16 @@ impl Daemon {
         Self::start_with(&[])
     }
 
-    /// A daemon with the busybox image loaded through the docker CLI; `None` (the test
-    /// skips) where there is no docker CLI.
-    pub fn with_busybox() -> Option<Self> {
-        if !have_docker_cli() {
-            return None;
-        }
+    /// A daemon with the busybox image loaded through the docker CLI. Without the docker
+    /// CLI the test fails (it must never pass without having run).
+    pub fn with_busybox() -> Self {
+        assert!(
+            have_docker_cli(),
+            "this test drives berthd with the docker CLI: install docker.io (scripts/install-deps.sh)"
+        );
         let d = Self::start();
         d.load_busybox();
-        Some(d)
+        d
     }
 
     /// A berthd started with extra `flags`.
@@ -416,16 +417,10 @@ pub fn sweep(dir: &Path) {
     }
 }
 
+/// Whether the docker CLI is installed (tests that need it assert this: a test must never
+/// pass without having run).
 pub fn have_docker_cli() -> bool {
-    let ok = Command::new("docker").arg("--version").output().is_ok();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have the docker CLI"
-        );
-        eprintln!("docker CLI not installed: skipping");
-    }
-    ok
+    Command::new("docker").arg("--version").output().is_ok()
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -517,21 +512,22 @@ pub struct Dockerd {
 impl Dockerd {
     /// Starts one, or `None` (the test then skips) where docker.io is not installed; CI
     /// must have it.
-    pub fn start() -> Option<Self> {
+    pub fn start() -> Self {
         Self::launch(None)
     }
 
     /// A dockerd with Docker's networking as hosts run it: iptables on (its chains, and the
     /// FORWARD policy DROP), on a bridge of the test's own (`bridge`, made
     /// here with `cidr`, e.g. 10.233.0.1/24). On drop its bridge, chains and rules go and the
-    /// FORWARD policy is put back. `None` (skip) without docker.io, or where Docker's chains
-    /// exist already: a real Docker on the host is not to be disturbed.
-    pub fn start_networked(bridge: &str, cidr: &str) -> Option<Self> {
+    /// FORWARD policy is put back. The test fails without docker.io, or where Docker's
+    /// chains exist already (a real Docker on the host is not to be disturbed): it must not
+    /// pass without having run.
+    pub fn start_networked(bridge: &str, cidr: &str) -> Self {
         let chains = Command::new("iptables").args(["-w", "-S"]).output();
-        if chains.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("DOCKER")) {
-            eprintln!("Docker's iptables chains exist already (a Docker on this host): skipping");
-            return None;
-        }
+        assert!(
+            !chains.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("DOCKER")),
+            "Docker's iptables chains exist already (a Docker runs on this host): this test makes its own and would disturb it"
+        );
         for c in [
             format!("ip link add {bridge} type bridge"),
             format!("ip addr add {cidr} dev {bridge}"),
@@ -540,25 +536,21 @@ impl Dockerd {
             let st = Command::new("sh").arg("-c").arg(&c).status().unwrap();
             assert!(st.success(), "{c}");
         }
-        let d = Self::launch(Some(bridge))?;
+        let d = Self::launch(Some(bridge));
         // dockerd sets the DROP policy when it is the one to turn ip forwarding on, as on a
         // fresh host; here berth (or an earlier test) may have turned it on first, so the
         // policy is set as dockerd would have set it.
         let _ = Command::new("iptables")
             .args(["-w", "-P", "FORWARD", "DROP"])
             .status();
-        Some(d)
+        d
     }
 
-    fn launch(bridge: Option<&str>) -> Option<Self> {
-        if Command::new("dockerd").arg("--version").output().is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must have docker.io (scripts/install-deps.sh)"
-            );
-            eprintln!("dockerd not installed: skipping");
-            return None;
-        }
+    fn launch(bridge: Option<&str>) -> Self {
+        assert!(
+            Command::new("dockerd").arg("--version").output().is_ok(),
+            "this test runs a private dockerd beside berth: install docker.io (scripts/install-deps.sh)"
+        );
         let dir = tempfile::Builder::new()
             .prefix("dockerd-")
             .tempdir()
@@ -606,7 +598,7 @@ impl Dockerd {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Some(d)
+        d
     }
 
     /// The docker CLI against this dockerd.
