@@ -2,38 +2,14 @@
 //! `run -it`, `start -ai`, `attach` and `exec -it` let go of the container and give the
 //! terminal back, as the docker CLI does.
 
-use std::io::Write;
-use std::process::Stdio;
-use std::time::Duration;
-
 use berth_testkit::{bin, Daemon};
 
-/// Runs `command` (berth's CLI against `d`) under script(1) and types each of `keys` in
-/// turn, the first once it had time to start, the others 700 ms apart (so the output of one
-/// line is seen before the detach keys end the session); at most a minute (a session that
-/// does not let go fails the test).
+/// Runs `command` (berth's CLI against `d`) on a terminal of its own and types `keys`;
+/// its exit code and output. A session that does not let go fails the test after a minute.
 fn typed(d: &Daemon, command: &str, keys: &'static [&'static [u8]]) -> (Option<i32>, String) {
     let berth = bin("berth");
     let command = command.replacen("berth", berth.to_str().unwrap(), 1);
-    let mut child = d
-        .cmd_with("script", &["-qec", &command, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut typing = child.stdin.take().unwrap();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        for k in keys {
-            let _ = typing.write_all(k);
-            std::thread::sleep(Duration::from_millis(700));
-        }
-        // Kept open: script stops at its input's end.
-        std::thread::sleep(Duration::from_secs(120));
-        drop(typing);
-    });
-    let out = d.finish(child, &command);
+    let out = d.typed_under_script(&command, keys);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -445,10 +445,9 @@ fn exec_with_a_tty_takes_the_terminal_size_and_follows_resizes() {
     for _ in 0..10 {
         assert_eq!(d.ok(&["exec", "-t", "box", "echo", "quick"]), "quick\r\n");
     }
-    let out = typed_under_script(
-        &d,
+    let out = d.typed_under_script(
         "stty rows 33 cols 101; docker exec -it box sh -c 'stty size; read x; echo got $x'",
-        b"hello\r",
+        &[b"hello\r"],
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("33 101"), "{text}");
@@ -520,27 +519,6 @@ fn hijack(d: &Daemon, path: &str, body: &str) -> (String, std::os::unix::net::Un
     }
     let head = String::from_utf8_lossy(&head).into_owned();
     (head.lines().next().unwrap_or("").to_string(), s)
-}
-
-/// Runs `command` under script(1) (a pty of its own), types `keys` into it once it has had
-/// time to start, and waits for it (at most a minute). The input stays open until the test
-/// process ends: script stops at its EOF.
-fn typed_under_script(d: &Daemon, command: &str, keys: &'static [u8]) -> std::process::Output {
-    let mut child = d
-        .cmd_with("script", &["-qec", command, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut typing = child.stdin.take().unwrap();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        typing.write_all(keys).unwrap();
-        std::thread::sleep(Duration::from_secs(120));
-        drop(typing);
-    });
-    d.finish(child, command)
 }
 
 /// Reads until the daemon closes the connection (or 20 s pass, which fails the read).
@@ -649,7 +627,7 @@ fn attach_replays_logs_and_detach_keys_let_go() {
         "running"
     );
     // The docker CLI under a terminal detaches the same way.
-    let out = typed_under_script(&d, "docker attach tt", &[0x10, 0x11]);
+    let out = d.typed_under_script("docker attach tt", &[&[0x10, 0x11]]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("read escape sequence"),
         "{out:?}"

@@ -202,6 +202,32 @@ impl Daemon {
         waiter.join().unwrap().unwrap()
     }
 
+    /// Runs `command` (a shell command line, against this daemon) under script(1), so that
+    /// it has a terminal of its own, and types each of `keys` into it in turn: the first
+    /// once it has had time to start, the others 700 ms apart. Waits for it (at most a
+    /// minute). The input stays open until the test process ends: script stops at its EOF.
+    pub fn typed_under_script(&self, command: &str, keys: &'static [&'static [u8]]) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .cmd_with("script", &["-qec", command, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut typing = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            for k in keys {
+                let _ = typing.write_all(k);
+                std::thread::sleep(Duration::from_millis(700));
+            }
+            std::thread::sleep(Duration::from_secs(120));
+            drop(typing);
+        });
+        self.finish(child, command)
+    }
+
     pub fn docker(&self, args: &[&str]) -> Output {
         self.docker_with("docker", args)
     }
