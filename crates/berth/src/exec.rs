@@ -67,13 +67,7 @@ pub async fn exec(api: &Api, a: ExecArgs) -> anyhow::Result<()> {
     if !env.is_null() {
         config["Env"] = env;
     }
-    let keys = stdio::parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "Invalid detach keys ({}) provided: {e}",
-                a.detach_keys.as_deref().unwrap_or("")
-            )
-        })?;
+    let keys = crate::run::detach_keys(a.detach_keys.as_deref())?;
     if let Some(k) = &a.detach_keys {
         config["DetachKeys"] = json!(k);
     }

@@ -294,14 +294,11 @@ async fn inspect(api: &Api, id: &str) -> anyhow::Result<Value> {
 }
 
 /// The detach keys given (or Docker's default), as bytes; a bad one is Docker's error.
-fn detach_keys(keys: Option<&str>) -> anyhow::Result<Vec<u8>> {
-    stdio::parse_detach_keys(keys.unwrap_or("ctrl-p,ctrl-q")).map_err(|e| {
+pub fn detach_keys(keys: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    berth_detach::parse(keys.unwrap_or("")).map_err(|e| {
         Exit {
             code: 125,
-            message: format!(
-                "berth: Invalid detach keys ({}) provided: {e}",
-                keys.unwrap_or("")
-            ),
+            message: format!("berth: {e}"),
         }
         .into()
     })

@@ -58,86 +58,27 @@ pub enum Ended {
     Detached,
 }
 
-/// The detach keys in Docker's notation (`ctrl-p,ctrl-q`, `ctrl-a,x`: `ctrl-` with a letter
-/// or one of `@[\\]^_`, or a single character), as the bytes a terminal sends.
-pub fn parse_detach_keys(keys: &str) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    for key in keys.split(',') {
-        let lower = key.to_ascii_lowercase();
-        let b = match lower.strip_prefix("ctrl-") {
-            Some(c) if c.len() == 1 => match c.as_bytes()[0] {
-                l @ b'a'..=b'z' => l - b'a' + 1,
-                b'@' => 0,
-                p @ (b'[' | b'\\' | b']' | b'^' | b'_') => p - b'@',
-                _ => anyhow::bail!("Unknown character: '{key}'"),
-            },
-            None if key.len() == 1 => key.as_bytes()[0],
-            _ => anyhow::bail!("Unknown character: '{key}'"),
-        };
-        out.push(b);
-    }
-    Ok(out)
-}
-
-/// Watches typed input for the detach keys. Bytes that may start the sequence are held
-/// back until it either completes (they are never sent) or breaks (they are sent), as the
-/// docker CLI's escape proxy does.
-#[derive(Debug)]
-pub struct EscapeMatcher {
-    keys: Vec<u8>,
-    held: usize,
-}
-
-impl EscapeMatcher {
-    pub fn new(keys: Vec<u8>) -> Self {
-        EscapeMatcher { keys, held: 0 }
-    }
-
-    /// Feeds typed bytes; returns what to send on, and whether the sequence completed.
-    pub fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
-        let mut send = Vec::with_capacity(input.len());
-        for &b in input {
-            if self.keys.is_empty() {
-                send.push(b);
-                continue;
-            }
-            if b == self.keys[self.held] {
-                self.held += 1;
-                if self.held == self.keys.len() {
-                    return (send, true);
-                }
-                continue;
-            }
-            // The sequence broke: what was held goes out, and this byte may start it anew.
-            send.extend_from_slice(&self.keys[..self.held]);
-            self.held = 0;
-            if b == self.keys[0] {
-                self.held = 1;
-                if self.keys.len() == 1 {
-                    return (send, true);
-                }
-            } else {
-                send.push(b);
-            }
-        }
-        (send, false)
-    }
-}
-
 /// Sends stdin to `w` until it ends (then half-closes `w`, so the container reads EOF) or
 /// until the detach keys are typed (returns true).
 pub async fn copy_input(mut w: impl AsyncWrite + Unpin, keys: Option<Vec<u8>>) -> bool {
     let mut stdin = tokio::io::stdin();
-    let mut matcher = keys.map(EscapeMatcher::new);
+    // The bytes that may start the sequence are held back until it completes (they are never
+    // sent) or breaks (they are), as the docker CLI's escape proxy does.
+    let mut watch = keys.map(berth_detach::Watch::new);
     let mut buf = vec![0u8; 8192];
+    let mut send = Vec::with_capacity(buf.len());
     loop {
         let n = match stdin.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let (send, detached) = match matcher.as_mut() {
-            Some(m) => m.feed(&buf[..n]),
-            None => (buf[..n].to_vec(), false),
+        send.clear();
+        let detached = match watch.as_mut() {
+            Some(w) => w.feed(&buf[..n], &mut send),
+            None => {
+                send.extend_from_slice(&buf[..n]);
+                false
+            }
         };
         if w.write_all(&send).await.is_err() || w.flush().await.is_err() {
             return false;
@@ -145,6 +86,9 @@ pub async fn copy_input(mut w: impl AsyncWrite + Unpin, keys: Option<Vec<u8>>) -
         if detached {
             return true;
         }
+    }
+    if let Some(held) = watch.as_ref().map(|w| w.held().to_vec()) {
+        let _ = w.write_all(&held).await;
     }
     let _ = w.shutdown().await;
     false
@@ -270,54 +214,5 @@ pub fn proxy_signals(api: &Api, id: &str) {
                     .await;
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detach_keys_parse_as_dockers() {
-        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), [16, 17]);
-        assert_eq!(parse_detach_keys("ctrl-a,x").unwrap(), [1, b'x']);
-        assert_eq!(parse_detach_keys("ctrl-@,ctrl-[").unwrap(), [0, 27]);
-        assert!(parse_detach_keys("ctrl-").is_err());
-        assert!(parse_detach_keys("ab").is_err());
-    }
-
-    #[test]
-    fn the_escape_sequence_is_held_back_and_a_broken_one_sent() {
-        let mut m = EscapeMatcher::new(vec![16, 17]);
-        assert_eq!(m.feed(b"ls\r"), (b"ls\r".to_vec(), false));
-        // Ctrl-P alone is held; a byte that breaks the sequence releases it.
-        assert_eq!(m.feed(&[16]), (vec![], false));
-        assert_eq!(m.feed(b"x"), (vec![16, b'x'], false));
-        // Ctrl-P Ctrl-P Ctrl-Q: the first Ctrl-P goes out, the rest detaches.
-        assert_eq!(m.feed(&[16, 16, 17, b'z']), (vec![16], true));
-        // Split across reads.
-        let mut m = EscapeMatcher::new(vec![16, 17]);
-        assert_eq!(m.feed(&[b'a', 16]), (vec![b'a'], false));
-        assert_eq!(m.feed(&[17]), (vec![], true));
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn without_the_sequence_everything_is_sent(input in proptest::collection::vec(0u8..255, 0..200)) {
-            let mut m = EscapeMatcher::new(vec![16, 17]);
-            let (mut sent, mut done) = (Vec::new(), false);
-            for chunk in input.chunks(7) {
-                let (s, d) = m.feed(chunk);
-                sent.extend(s);
-                if d { done = true; break; }
-            }
-            let has_seq = input.windows(2).any(|w| w == [16, 17]);
-            proptest::prop_assert_eq!(done, has_seq);
-            if !done {
-                // Everything but a trailing held Ctrl-P went out, in order.
-                let expect: &[u8] = if input.last() == Some(&16) { &input[..input.len() - 1] } else { &input };
-                proptest::prop_assert_eq!(&sent[..], expect);
-            }
-        }
     }
 }

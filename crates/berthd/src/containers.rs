@@ -831,7 +831,7 @@ pub struct AttachQuery {
 
 /// Parses a `detachKeys` value (Docker's message and 400 for a bad one).
 fn detach_keys(keys: Option<&str>) -> ApiResult<Vec<u8>> {
-    crate::detach::parse(keys.unwrap_or(""))
+    berth_detach::parse(keys.unwrap_or(""))
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
@@ -941,7 +941,7 @@ where
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut mr, mut mw) = tokio::io::split(monitor);
     let mut input = tokio::spawn(async move {
-        let mut watch = detach.map(crate::detach::Watch::new);
+        let mut watch = detach.map(berth_detach::Watch::new);
         let mut buf = vec![0u8; 8192];
         let mut pass = Vec::with_capacity(buf.len());
         loop {

@@ -6,7 +6,6 @@
 mod api;
 mod config;
 mod containers;
-mod detach;
 mod dirlock;
 mod networks;
 mod system;

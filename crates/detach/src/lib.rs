@@ -4,7 +4,11 @@
 //! reach the process, a partial match that then differs is passed on.
 //!
 //! Hand-written: it is a dozen lines of state machine, and the crates that have it (moby's
-//! `term` is Go) do not come as Rust.
+//! `term` is Go) do not come as Rust. A crate of its own because both sides watch: berthd
+//! (for every client) and the berth CLI (which, as the docker CLI, consumes the keys itself
+//! and must not link the daemon).
+
+#![forbid(unsafe_code)]
 
 use std::fmt;
 
