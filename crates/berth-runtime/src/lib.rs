@@ -19,6 +19,7 @@ pub mod foreground;
 pub mod logging;
 pub mod runtime;
 pub mod seccomp;
+pub mod update;
 
 pub use berth_seal as sealed;
 pub use error::{Result, RuntimeError};

@@ -1,7 +1,10 @@
 //! Logging for the runtime binary: runc's `--log`, `--log-format text|json` and `--debug`.
 //!
 //! Without `--log`, only the final one-line error reaches stderr (libcontainer logs every
-//! failure at several levels; repeating those to a user's terminal would bury the message).
+//! failure at several levels; repeating those to a user's terminal would bury the message),
+//! and the warnings the runtime spec requires: a failing poststart or poststop hook "MUST log
+//! a warning" and changes nothing else, so without one the failure would go unseen. They are
+//! the warnings of libcontainer's `hooks` module (berth patch 11).
 //! With `--log FILE`, warnings and errors (or everything, with `--debug`) go to the file.
 //!
 //! The JSON format is runc's, one object per line: `{"level":"error","msg":"...","time":"..."}`.
@@ -46,6 +49,13 @@ pub fn init(log: Option<&Path>, format: LogFormat, debug: bool) -> Result<(), St
         (false, false) => LevelFilter::OFF,
     };
     if level == LevelFilter::OFF {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+                "{HOOK_WARNINGS}=warn"
+            )))
+            .event_format(Warning)
+            .with_writer(std::io::stderr)
+            .init();
         return Ok(());
     }
     let builder = tracing_subscriber::fmt()
@@ -70,6 +80,30 @@ pub fn init(log: Option<&Path>, format: LogFormat, debug: bool) -> Result<(), St
         LogFormat::Text => builder.with_writer(writer).init(),
     }
     Ok(())
+}
+
+/// The target of the warnings that reach stderr even without `--log`: failing poststart and
+/// poststop hooks.
+const HOOK_WARNINGS: &str = "libcontainer::hooks";
+
+/// Formats a warning for a user's terminal: `berth-runtime: warning: <message>`.
+struct Warning;
+
+impl<S, N> FormatEvent<S, N> for Warning
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        writeln!(writer, "berth-runtime: warning: {}", fields.message)
+    }
 }
 
 /// Formats events as runc does with `--log-format json`.

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::bundle::{self, Bundle};
 use crate::console::ConsoleListener;
 use crate::error::{Result, RuntimeError};
+pub use crate::update::UpdateResources;
 
 /// Default state root, like runc's `/run/runc`.
 pub const DEFAULT_ROOT: &str = "/run/berth-runtime";
@@ -203,10 +204,34 @@ impl Runtime {
             opts.detach |= wants_terminal && opts.console_socket.is_some();
             None
         };
+        let poststop = bundle
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().clone());
+        let annotations = bundle.spec.annotations().clone();
         match self.build(id, &bundle.path, bundle.spec, &opts) {
             Ok(container) => Ok(Created { container, console }),
             Err(e) => {
                 self.remove_leftovers(id);
+                // The runtime spec's lifecycle: a create that fails (a prestart, createRuntime
+                // or createContainer hook above all) continues at "destroy the container",
+                // and then the poststop hooks run, as runc runs them.
+                if poststop.is_some() {
+                    let mut state = libcontainer::container::State::new(
+                        id,
+                        ContainerStatus::Stopped,
+                        None,
+                        bundle.path.clone(),
+                    );
+                    state.annotations = annotations;
+                    libcontainer::hooks::run_hooks_warn(
+                        "poststop",
+                        poststop.as_ref(),
+                        &state,
+                        None,
+                    );
+                }
                 Err(e)
             }
         }
@@ -368,88 +393,6 @@ impl Runtime {
         Ok(pids.into_iter().map(|p| p.as_raw()).collect())
     }
 
-    /// `update`: applies new cgroup limits to a live container. The limits are merged over
-    /// the ones in the container's bundle (`config.json`), as runc does, so what the update
-    /// does not name (device rules above all) stays as it was.
-    pub fn update(&self, id: &str, change: &UpdateResources) -> Result<()> {
-        use oci_spec::runtime::{
-            LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources,
-        };
-        let _lock = self.lock(id)?;
-        let c = self.load(id)?;
-        if !matches!(
-            c.status(),
-            ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused
-        ) {
-            return Err(wrong_state(&c, "update"));
-        }
-        let bundle = crate::bundle::Bundle::load(c.bundle()).map_err(RuntimeError::Bundle)?;
-        let mut res: LinuxResources = bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.resources().clone())
-            .unwrap_or_default();
-        let err = |e: oci_spec::OciSpecError| RuntimeError::Usage(e.to_string());
-        if change.memory.is_some()
-            || change.memory_swap.is_some()
-            || change.memory_reservation.is_some()
-        {
-            let old = (*res.memory()).unwrap_or_default();
-            let mut m = LinuxMemoryBuilder::default();
-            if let Some(v) = change.memory.or(old.limit()) {
-                m = m.limit(v);
-            }
-            if let Some(v) = change.memory_swap.or(old.swap()) {
-                m = m.swap(v);
-            }
-            if let Some(v) = change.memory_reservation.or(old.reservation()) {
-                m = m.reservation(v);
-            }
-            res.set_memory(Some(m.build().map_err(err)?));
-        }
-        if change.cpu_shares.is_some()
-            || change.cpu_quota.is_some()
-            || change.cpu_period.is_some()
-            || change.cpuset_cpus.is_some()
-        {
-            let old = res.cpu().clone().unwrap_or_default();
-            let mut b = LinuxCpuBuilder::default();
-            if let Some(v) = change.cpu_shares.or(old.shares()) {
-                b = b.shares(v);
-            }
-            if let Some(v) = change.cpu_quota.or(old.quota()) {
-                b = b.quota(v);
-            }
-            if let Some(v) = change.cpu_period.or(old.period()) {
-                b = b.period(v);
-            }
-            if let Some(v) = change.cpuset_cpus.clone().or(old.cpus().clone()) {
-                b = b.cpus(v);
-            }
-            if let Some(v) = old.mems().clone() {
-                b = b.mems(v);
-            }
-            res.set_cpu(Some(b.build().map_err(err)?));
-        }
-        if let Some(p) = change.pids_limit {
-            res.set_pids(Some(
-                LinuxPidsBuilder::default().limit(p).build().map_err(err)?,
-            ));
-        }
-        cgroup_manager(&c)?
-            .apply(&libcgroups::common::ControllerOpt {
-                resources: &res,
-                disable_oom_killer: false,
-                oom_score_adj: None,
-                freezer_state: None,
-            })
-            .map_err(|e| RuntimeError::Cgroup {
-                op: "update cgroup limits",
-                message: e.to_string(),
-            })
-    }
-
     /// Resource statistics of the container's cgroup, as libcgroups reports them.
     pub fn stats(&self, id: &str) -> Result<libcgroups::stats::Stats> {
         let c = self.load(id)?;
@@ -463,27 +406,6 @@ impl Runtime {
                 message: e.to_string(),
             })
     }
-}
-
-/// What `update` may change (runc's flags).
-#[derive(Debug, Clone, Default)]
-pub struct UpdateResources {
-    /// Memory limit, bytes.
-    pub memory: Option<i64>,
-    /// Memory + swap limit, bytes (-1: unlimited).
-    pub memory_swap: Option<i64>,
-    /// Memory soft limit, bytes.
-    pub memory_reservation: Option<i64>,
-    /// CPU shares.
-    pub cpu_shares: Option<u64>,
-    /// CFS quota, microseconds.
-    pub cpu_quota: Option<i64>,
-    /// CFS period, microseconds.
-    pub cpu_period: Option<u64>,
-    /// CPUs allowed.
-    pub cpuset_cpus: Option<String>,
-    /// Pids limit.
-    pub pids_limit: Option<i64>,
 }
 
 /// Starts a container the caller already holds (`run` has it from `create`: no reload).
@@ -565,7 +487,7 @@ pub fn state_json(c: &Container) -> StateJson {
     }
 }
 
-fn wrong_state(c: &Container, op: &'static str) -> RuntimeError {
+pub(crate) fn wrong_state(c: &Container, op: &'static str) -> RuntimeError {
     RuntimeError::WrongState {
         id: c.id().to_string(),
         status: status_name(c.status()).to_string(),

@@ -6,10 +6,10 @@ use std::{process, thread, time};
 
 use nix::sys::signal;
 use nix::unistd::Pid;
-use oci_spec::runtime::{Hook, State as OciState};
+use oci_spec::runtime::{ContainerState as OciContainerState, Hook, State as OciState};
 
-use crate::container::{State, StateConversionError};
-use crate::utils;
+use crate::container::{ContainerStatus, State, StateConversionError};
+use crate::utils::{self, error_chain};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
@@ -41,6 +41,69 @@ pub fn run_hooks(
     pid: Option<Pid>,
     default_env: Option<&HashMap<String, String>>,
 ) -> Result<()> {
+    let oci_state = oci_state(state, None, pid)?;
+    for hook in hooks.into_iter().flatten() {
+        run_hook(hook, &oci_state, cwd, default_env)?;
+    }
+    Ok(())
+}
+
+// berth patch 11: the state a hook reads says what the runtime spec says at that point of the
+// lifecycle, and a failing poststart or poststop hook is a warning, as in crun.
+
+/// Runs hooks that must succeed (prestart, createRuntime, createContainer, startContainer)
+/// with the state's `status` replaced: the saved state still says "creating" while they run,
+/// but the spec's lifecycle (and crun, and the runtime-tools validation suite) has the
+/// environment created by then, so they read "created". The first failure is the error and
+/// the remaining hooks do not run.
+pub fn run_hooks_as(
+    hooks: Option<&Vec<Hook>>,
+    state: Option<&State>,
+    status: ContainerStatus,
+    pid: Option<Pid>,
+    default_env: Option<&HashMap<String, String>>,
+) -> Result<()> {
+    let oci_state = oci_state(state, Some(status), pid)?;
+    for hook in hooks.into_iter().flatten() {
+        run_hook(hook, &oci_state, None, default_env)?;
+    }
+    Ok(())
+}
+
+/// Runs poststart or poststop hooks (`phase` names them in the log). The runtime spec says a
+/// failing one MUST be logged as a warning while the remaining hooks and the lifecycle go on
+/// as if it had succeeded: every hook runs, and a failure is logged (at `warn`, from this
+/// module) and does not reach the caller. Upstream returned the first failure, so a failing
+/// poststop hook made `delete` fail after the cgroups were gone and left the state directory
+/// behind.
+pub fn run_hooks_warn(phase: &str, hooks: Option<&Vec<Hook>>, state: &State, cwd: Option<&Path>) {
+    let Some(hooks) = hooks.filter(|h| !h.is_empty()) else {
+        return;
+    };
+    let oci_state = match oci_state(Some(state), None, None) {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::warn!("{phase} hooks not run: {}", error_chain(&err));
+            return;
+        }
+    };
+    for hook in hooks {
+        if let Err(err) = run_hook(hook, &oci_state, cwd, None) {
+            tracing::warn!(
+                "{phase} hook {} failed: {}",
+                hook.path().display(),
+                error_chain(&err)
+            );
+        }
+    }
+}
+
+/// The OCI state handed to hooks on stdin, with the status and pid overridden when given.
+fn oci_state(
+    state: Option<&State>,
+    status: Option<ContainerStatus>,
+    pid: Option<Pid>,
+) -> Result<OciState> {
     let base_state = state.ok_or(HookError::MissingContainerState)?;
 
     // High-level container runtimes use OCI state to pass the container state to the hooks.
@@ -48,119 +111,126 @@ pub fn run_hooks(
     // Ref: https://github.com/containerd/containerd/blob/v2.2.1/cmd/containerd/command/oci-hook.go#L82
     let mut oci_state = OciState::try_from(base_state)?;
 
+    if let Some(status) = status {
+        oci_state.set_status(OciContainerState::try_from(status)?);
+    }
+
     // The `pid` parameter allows overriding the PID in the state. This is needed because
     // high-level container runtimes like containerd set the PID separately for certain hooks.
     // Ref: https://github.com/containerd/containerd/blob/main/cmd/containerd/command/oci-hook.go#L90
     if let Some(override_pid) = pid {
         oci_state.set_pid(Some(override_pid.as_raw()));
     }
+    Ok(oci_state)
+}
 
-    if let Some(hooks) = hooks {
-        for hook in hooks {
-            let mut hook_command = process::Command::new(hook.path());
+/// Runs one hook with `oci_state` on its stdin and waits for it (at most its timeout).
+fn run_hook(
+    hook: &Hook,
+    oci_state: &OciState,
+    cwd: Option<&Path>,
+    default_env: Option<&HashMap<String, String>>,
+) -> Result<()> {
+    let mut hook_command = process::Command::new(hook.path());
 
-            if let Some(cwd) = cwd {
-                hook_command.current_dir(cwd);
+    if let Some(cwd) = cwd {
+        hook_command.current_dir(cwd);
+    }
+
+    // Based on OCI spec, the first argument of the args vector is the
+    // arg0, which can be different from the path.  For example, path
+    // may be "/usr/bin/true" and arg0 is set to "true". However, rust
+    // command differentiates arg0 from args, where rust command arg
+    // doesn't include arg0. So we have to make the split arg0 from the
+    // rest of args.
+    if let Some((arg0, args)) = hook.args().as_ref().and_then(|a| a.split_first()) {
+        tracing::debug!("run_hooks arg0: {:?}, args: {:?}", arg0, args);
+        hook_command.arg0(arg0).args(args)
+    } else {
+        hook_command.arg0(hook.path().display().to_string())
+    };
+
+    let envs: HashMap<String, String> = if let Some(env) = hook.env() {
+        utils::parse_env(env)
+    } else if let Some(default) = default_env {
+        default.clone()
+    } else {
+        HashMap::new()
+    };
+    tracing::debug!("run_hooks envs: {:?}", envs);
+
+    let mut hook_process = hook_command
+        .env_clear()
+        .envs(envs)
+        .stdin(process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(process::Stdio::inherit())
+        .spawn()
+        .map_err(HookError::CommandExecute)?;
+    let hook_process_pid = Pid::from_raw(hook_process.id() as i32);
+    // Based on the OCI spec, we need to pipe the container state into
+    // the hook command through stdin.
+    if let Some(stdin) = &mut hook_process.stdin {
+        // We want to ignore BrokenPipe here. A BrokenPipe indicates
+        // either the hook is crashed/errored or it ran successfully.
+        // Either way, this is an indication that the hook command
+        // finished execution.  If the hook command was successful,
+        // which we will check later in this function, we should not
+        // fail this step here. We still want to check for all the other
+        // error, in the case that the hook command is waiting for us to
+        // write to stdin.
+        let encoded_state =
+            serde_json::to_string(oci_state).map_err(HookError::EncodeContainerState)?;
+        if let Err(e) = stdin.write_all(encoded_state.as_bytes()) {
+            if e.kind() != ErrorKind::BrokenPipe {
+                // Not a broken pipe. The hook command may be waiting
+                // for us.
+                let _ = signal::kill(hook_process_pid, signal::Signal::SIGKILL);
+                return Err(HookError::WriteContainerState(e));
             }
-
-            // Based on OCI spec, the first argument of the args vector is the
-            // arg0, which can be different from the path.  For example, path
-            // may be "/usr/bin/true" and arg0 is set to "true". However, rust
-            // command differentiates arg0 from args, where rust command arg
-            // doesn't include arg0. So we have to make the split arg0 from the
-            // rest of args.
-            if let Some((arg0, args)) = hook.args().as_ref().and_then(|a| a.split_first()) {
-                tracing::debug!("run_hooks arg0: {:?}, args: {:?}", arg0, args);
-                hook_command.arg0(arg0).args(args)
-            } else {
-                hook_command.arg0(hook.path().display().to_string())
-            };
-
-            let envs: HashMap<String, String> = if let Some(env) = hook.env() {
-                utils::parse_env(env)
-            } else if let Some(default) = default_env {
-                default.clone()
-            } else {
-                HashMap::new()
-            };
-            tracing::debug!("run_hooks envs: {:?}", envs);
-
-            let mut hook_process = hook_command
-                .env_clear()
-                .envs(envs)
-                .stdin(process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(process::Stdio::inherit())
-                .spawn()
-                .map_err(HookError::CommandExecute)?;
-            let hook_process_pid = Pid::from_raw(hook_process.id() as i32);
-            // Based on the OCI spec, we need to pipe the container state into
-            // the hook command through stdin.
-            if let Some(stdin) = &mut hook_process.stdin {
-                // We want to ignore BrokenPipe here. A BrokenPipe indicates
-                // either the hook is crashed/errored or it ran successfully.
-                // Either way, this is an indication that the hook command
-                // finished execution.  If the hook command was successful,
-                // which we will check later in this function, we should not
-                // fail this step here. We still want to check for all the other
-                // error, in the case that the hook command is waiting for us to
-                // write to stdin.
-                let encoded_state =
-                    serde_json::to_string(&oci_state).map_err(HookError::EncodeContainerState)?;
-                if let Err(e) = stdin.write_all(encoded_state.as_bytes()) {
-                    if e.kind() != ErrorKind::BrokenPipe {
-                        // Not a broken pipe. The hook command may be waiting
-                        // for us.
-                        let _ = signal::kill(hook_process_pid, signal::Signal::SIGKILL);
-                        return Err(HookError::WriteContainerState(e));
-                    }
-                }
-            }
-
-            let res = if let Some(timeout_sec) = hook.timeout() {
-                // Rust does not make it easy to handle executing a command and
-                // timeout. Here we decided to wait for the command in a
-                // different thread, so the main thread is not blocked. We use a
-                // channel shared between main thread and the wait thread, since
-                // the channel has timeout functions out of the box. Rust won't
-                // let us copy the Command structure, so we can't share it
-                // between the wait thread and main thread. Therefore, we will
-                // use pid to identify the process and send a kill signal. This
-                // is what the Command.kill() does under the hood anyway. When
-                // timeout, we have to kill the process and clean up properly.
-                let (s, r) = std::sync::mpsc::channel();
-                thread::spawn(move || {
-                    let res = hook_process.wait();
-                    let _ = s.send(res);
-                });
-                match r.recv_timeout(time::Duration::from_secs(timeout_sec as u64)) {
-                    Ok(res) => res,
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        // Kill the process. There is no need to further clean
-                        // up because we will be error out.
-                        let _ = signal::kill(hook_process_pid, signal::Signal::SIGKILL);
-                        return Err(HookError::Timeout);
-                    }
-                    Err(_) => {
-                        unreachable!();
-                    }
-                }
-            } else {
-                hook_process.wait()
-            };
-
-            match res {
-                Ok(exit_status) => match exit_status.code() {
-                    Some(0) => Ok(()),
-                    Some(exit_code) => Err(HookError::NonZeroExitCode(exit_code)),
-                    None => Err(HookError::Killed),
-                },
-                Err(e) => Err(HookError::CommandExecute(e)),
-            }?;
         }
     }
 
-    Ok(())
+    let res = if let Some(timeout_sec) = hook.timeout() {
+        // Rust does not make it easy to handle executing a command and
+        // timeout. Here we decided to wait for the command in a
+        // different thread, so the main thread is not blocked. We use a
+        // channel shared between main thread and the wait thread, since
+        // the channel has timeout functions out of the box. Rust won't
+        // let us copy the Command structure, so we can't share it
+        // between the wait thread and main thread. Therefore, we will
+        // use pid to identify the process and send a kill signal. This
+        // is what the Command.kill() does under the hood anyway. When
+        // timeout, we have to kill the process and clean up properly.
+        let (s, r) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let res = hook_process.wait();
+            let _ = s.send(res);
+        });
+        match r.recv_timeout(time::Duration::from_secs(timeout_sec as u64)) {
+            Ok(res) => res,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // Kill the process. There is no need to further clean
+                // up because we will be error out.
+                let _ = signal::kill(hook_process_pid, signal::Signal::SIGKILL);
+                return Err(HookError::Timeout);
+            }
+            Err(_) => {
+                unreachable!();
+            }
+        }
+    } else {
+        hook_process.wait()
+    };
+
+    match res {
+        Ok(exit_status) => match exit_status.code() {
+            Some(0) => Ok(()),
+            Some(exit_code) => Err(HookError::NonZeroExitCode(exit_code)),
+            None => Err(HookError::Killed),
+        },
+        Err(e) => Err(HookError::CommandExecute(e)),
+    }
 }
 
 #[cfg(test)]

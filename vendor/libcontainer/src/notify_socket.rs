@@ -35,6 +35,9 @@ pub enum NotifyListenerError {
     Read(#[source] std::io::Error),
     #[error("failed to send start container")]
     SendStartContainer(#[source] std::io::Error),
+    /// berth patch 14: the init failed between the start command and the exec.
+    #[error("container process failed to start: {0}")]
+    StartFailed(String),
 }
 
 type Result<T> = std::result::Result<T, NotifyListenerError>;
@@ -77,7 +80,10 @@ impl NotifyListener {
         Ok(Self { socket: stream })
     }
 
-    pub fn wait_for_container_start(&self) -> Result<()> {
+    /// Waits for the start command. berth patch 14: returns the connection it came on, which
+    /// the init keeps open until it executes the container's process; the connection is
+    /// close-on-exec, so `notify_container_start_and_wait` sees it close at that exec.
+    pub fn wait_for_container_start(&self) -> Result<UnixStream> {
         match self.socket.accept() {
             Ok((mut socket, _)) => {
                 let mut response = String::new();
@@ -85,11 +91,10 @@ impl NotifyListener {
                     .read_to_string(&mut response)
                     .map_err(NotifyListenerError::Read)?;
                 tracing::debug!("received: {}", response);
+                Ok(socket)
             }
-            Err(e) => Err(NotifyListenerError::Accept(e))?,
+            Err(e) => Err(NotifyListenerError::Accept(e)),
         }
-
-        Ok(())
     }
 
     pub fn close(&self) -> Result<()> {
@@ -127,6 +132,34 @@ impl NotifySocket {
     }
 
     pub fn notify_container_start(&mut self) -> Result<()> {
+        self.send_start().map(drop)
+    }
+
+    /// berth patch 14: sends the start command and returns once the container's init has
+    /// executed the user's process: its end of the connection is close-on-exec, as runc's
+    /// exec fifo is. An init that fails before (a startContainer hook, the exec itself)
+    /// writes its error there, and that is the error returned. `start` runs the poststart
+    /// hooks after this, and the runtime spec has them run "after the user-specified process
+    /// is executed"; upstream returned as soon as the command was sent, so a poststart hook
+    /// raced the process's exec.
+    pub fn notify_container_start_and_wait(&mut self) -> Result<()> {
+        let mut stream = self.send_start()?;
+        // End of the command: the init's read returns.
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .map_err(NotifyListenerError::SendStartContainer)?;
+        let mut failure = Vec::new();
+        match stream.read_to_end(&mut failure) {
+            Ok(_) if failure.is_empty() => Ok(()),
+            Ok(_) => Err(NotifyListenerError::StartFailed(
+                String::from_utf8_lossy(&failure).into_owned(),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(()),
+            Err(e) => Err(NotifyListenerError::Read(e)),
+        }
+    }
+
+    fn send_start(&mut self) -> Result<UnixStream> {
         tracing::debug!("notify container start");
         let cwd = env::current_dir().map_err(NotifyListenerError::GetCwd)?;
         let workdir = self
@@ -155,7 +188,7 @@ impl NotifySocket {
             source: e,
             path: cwd,
         })?;
-        Ok(())
+        Ok(stream)
     }
 }
 

@@ -121,6 +121,23 @@ impl PathBufExt for Path {
     }
 }
 
+/// `err` and its sources, joined with ": ", for errors that leave the process as text (berth
+/// patches 11, 13 and 14). A source whose text is already there (a message that repeats its
+/// source) is left out.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
 pub fn parse_env(envs: &[String]) -> HashMap<String, String> {
     envs.iter()
         .filter_map(|e| {

@@ -16,6 +16,12 @@ use serde_json::{json, Value};
 /// The runtime binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
 
+/// The binary [`Ctr`] drives: [`BIN`], or `BERTH_RUNTIME_TEST_BIN` when that is set, to run
+/// the tests against another build (a new test must fail on the code before its fix).
+pub fn runtime_bin() -> std::ffi::OsString {
+    std::env::var_os("BERTH_RUNTIME_TEST_BIN").unwrap_or_else(|| BIN.into())
+}
+
 /// The busybox rootfs, built once per `target/` by the repository's script.
 pub fn fixture_rootfs() -> PathBuf {
     assert!(
@@ -119,7 +125,7 @@ impl Ctr {
 
     /// `berth-runtime --root R <args>` as a Command.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(runtime_bin());
         c.arg("--root").arg(self.root.path()).args(args);
         c
     }

@@ -98,18 +98,16 @@ impl Container {
                         err
                     })?;
 
+                    // berth patch 11: a failing poststop hook is a warning, and the state
+                    // directory is removed all the same (upstream returned the error here and
+                    // left the container behind, its cgroups already gone).
                     if let Some(hooks) = config.hooks.as_ref() {
-                        hooks::run_hooks(
+                        hooks::run_hooks_warn(
+                            "poststop",
                             hooks.poststop().as_ref(),
-                            Some(&self.state),
+                            &self.state,
                             None,
-                            None,
-                            None,
-                        )
-                        .map_err(|err| {
-                            tracing::error!(err = ?err, "failed to run post stop hooks");
-                            err
-                        })?;
+                        );
                     }
                 }
                 Err(err) => {

@@ -43,7 +43,8 @@ impl Container {
         })?;
 
         let mut notify_socket = NotifySocket::new(self.root.join(NOTIFY_FILE));
-        notify_socket.notify_container_start()?;
+        // berth patch 14: returns once the user's process has been executed.
+        notify_socket.notify_container_start_and_wait()?;
         self.set_status(ContainerStatus::Running)
             .save()
             .map_err(|err| {
@@ -53,18 +54,14 @@ impl Container {
 
         // Run post start hooks. It runs after the container process is started.
         // It is called in the runtime namespace.
+        // berth patch 11: a failing poststart hook is a warning (see `run_hooks_warn`).
         if let Some(hooks) = config.hooks.as_ref() {
-            hooks::run_hooks(
+            hooks::run_hooks_warn(
+                "poststart",
                 hooks.poststart().as_ref(),
-                Some(&self.state),
+                &self.state,
                 Some(&self.root),
-                None,
-                None,
-            )
-            .map_err(|err| {
-                tracing::error!("failed to run post start hooks: {}", err);
-                err
-            })?;
+            );
         }
 
         Ok(())

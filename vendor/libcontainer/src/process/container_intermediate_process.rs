@@ -179,11 +179,15 @@ pub fn container_intermediate_process(
                 Ok(_) => 0,
                 Err(e) => {
                     tracing::error!("failed to initialize container process: {e}");
-                    if let Err(err) = init_main_sender.exec_failed(e.to_string()) {
+                    // berth patch 13: the error crosses to the runtime as text, so it takes its
+                    // causes along ("failed to run hooks: hook command exited with non-zero
+                    // exit code: 1" instead of "failed to run hooks").
+                    let message = crate::utils::error_chain(&e);
+                    if let Err(err) = init_main_sender.exec_failed(message.clone()) {
                         tracing::error!(?err, "failed sending error to main sender");
                     }
                     if let ContainerType::TenantContainer { exec_notify_fd } = args.container_type {
-                        let buf = format!("{e}");
+                        let buf = message;
                         let exec_notify_fd =
                             unsafe { std::os::fd::OwnedFd::from_raw_fd(exec_notify_fd) };
                         if let Err(err) = write(&exec_notify_fd, buf.as_bytes()) {

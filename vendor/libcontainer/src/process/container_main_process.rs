@@ -10,6 +10,7 @@ use oci_spec::runtime::{Linux, LinuxNamespaceType};
 #[cfg(feature = "libseccomp")]
 use oci_spec::runtime::{SECCOMP_FD_NAME, VERSION as OCI_VERSION};
 
+use crate::container::ContainerStatus;
 use crate::hooks;
 use crate::network::network_device::dev_change_net_namespace;
 use crate::process::args::{ContainerArgs, ContainerType};
@@ -175,10 +176,11 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         if let Some(hooks) = container_args.spec.hooks() {
             init_main_receiver.wait_for_hook_request()?;
             if let Some(container_for_hooks) = &container_args.container {
-                hooks::run_hooks(
+                // berth patch 11: these hooks read status "created" (see `run_hooks_as`).
+                hooks::run_hooks_as(
                     hooks.prestart().as_ref(),
                     Some(&container_for_hooks.state),
-                    None,
+                    ContainerStatus::Created,
                     Some(init_pid),
                     None,
                 )
@@ -187,10 +189,10 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                     err
                 })?;
 
-                hooks::run_hooks(
+                hooks::run_hooks_as(
                     hooks.create_runtime().as_ref(),
                     Some(&container_for_hooks.state),
-                    None,
+                    ContainerStatus::Created,
                     Some(init_pid),
                     None,
                 )

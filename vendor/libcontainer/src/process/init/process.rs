@@ -21,6 +21,7 @@ use super::Result;
 use super::context::InitContext;
 use super::error::InitProcessError;
 use crate::config::PersonalityDomain;
+use crate::container::ContainerStatus;
 use crate::error::MissingSpecError;
 use crate::namespaces::Namespaces;
 use crate::network::address::AddressClient;
@@ -104,11 +105,14 @@ pub fn container_init_process(
 
             // create_container hook needs to be called after the namespace setup, but
             // before pivot_root is called. This runs in the container namespaces.
-            hooks::run_hooks(
+            // berth patch 11: status "created", and the pid as the container sees it (the spec's
+            // rule for hooks in the container namespace); upstream passed the saved state, which
+            // says "creating" and has no pid yet.
+            hooks::run_hooks_as(
                 hooks.create_container().as_ref(),
                 ctx.container.map(|c| &c.state),
-                None,
-                None,
+                ContainerStatus::Created,
+                Some(unistd::getpid()),
                 None,
             )
             .map_err(|err| {
@@ -348,6 +352,19 @@ pub fn container_init_process(
         )?;
     }
 
+    // berth patch 12: when the working directory is already final (the chdir above needed no
+    // change of user), make sure it is inside the container now, before any seccomp filter is
+    // loaded: the check calls getcwd(2), which the container's filter may refuse (the OCI
+    // validation suite's seccomp test does exactly that), and the directory does not change
+    // between here and exec. Upstream checked only after the filter was in place, so such a
+    // spec failed to start with EPERM ("failed to unix syscall"); crun starts it.
+    if !do_chdir {
+        verify_cwd().map_err(|err| {
+            tracing::error!(?err, "failed to verify cwd");
+            err
+        })?;
+    }
+
     // Without no new privileges, seccomp is a privileged operation. We have to
     // do this before dropping capabilities. Otherwise, we should do it later,
     // as close to exec as possible.
@@ -391,13 +408,14 @@ pub fn container_init_process(
             tracing::error!(?err, ?cwd, "failed to chdir to cwd");
             InitProcessError::NixOther(err)
         })?;
-    }
 
-    // Ensure that the current working directory is actually inside the container.
-    verify_cwd().map_err(|err| {
-        tracing::error!(?err, "failed to verify cwd");
-        err
-    })?;
+        // Ensure that the current working directory is actually inside the container (berth
+        // patch 12: only here when the chdir happened only now; see above).
+        verify_cwd().map_err(|err| {
+            tracing::error!(?err, "failed to verify cwd");
+            err
+        })?;
+    }
 
     // Initialize seccomp profile right before we are ready to execute the
     // payload so as few syscalls will happen between here and payload exec. The
@@ -449,12 +467,19 @@ pub fn container_init_process(
     })?;
 
     // listing on the notify socket for container start command
-    ctx.notify_listener
+    // berth patch 14: an init container keeps the connection open (close-on-exec) until the
+    // exec below, so that `start` returns only once the container's process runs; a failure
+    // on the way is written to it, for `start` to report. (`exec` does not wait: a tenant
+    // reports its failures through `exec_notify_fd`.)
+    let start_connection = ctx
+        .notify_listener
         .wait_for_container_start()
         .map_err(|err| {
             tracing::error!(?err, "failed to wait for container start");
             err
         })?;
+    let start_connection =
+        matches!(args.container_type, ContainerType::InitContainer).then_some(start_connection);
     ctx.notify_listener.close().map_err(|err| {
         tracing::error!(?err, "failed to close notify socket");
         err
@@ -464,34 +489,66 @@ pub fn container_init_process(
     // before pivot_root is called. This runs in the container namespaces.
     if matches!(args.container_type, ContainerType::InitContainer) {
         if let Some(hooks) = ctx.hooks {
-            hooks::run_hooks(
+            // berth patch 11: as for createContainer (runc says "created" here too).
+            hooks::run_hooks_as(
                 hooks.start_container().as_ref(),
                 ctx.container.map(|c| &c.state),
-                None,
-                None,
+                ContainerStatus::Created,
+                Some(unistd::getpid()),
                 Some(&start_container_env),
             )
             .map_err(|err| {
                 tracing::error!(?err, "failed to run start container hooks");
-                err
+                report_start_failure(start_connection.as_ref(), InitProcessError::Hooks(err))
             })?;
         }
     }
 
     if ctx.process.args().is_none() {
         tracing::error!("on non-Windows, at least one process arg entry is required");
-        Err(MissingSpecError::Args)?;
+        return Err(report_start_failure(
+            start_connection.as_ref(),
+            MissingSpecError::Args.into(),
+        ));
     }
 
     args.executor.exec(ctx.spec).map_err(|err| {
         tracing::error!(?err, "failed to execute payload");
-        err
+        report_start_failure(start_connection.as_ref(), err.into())
     })?;
 
     // Once the executor is executed without error, it should not return. For
     // example, the default executor is expected to call `exec` and replace the
     // current process.
     unreachable!("the executor should not return if it is successful.");
+}
+
+/// berth patch 14: tells the runtime waiting in `start` why the container's process will not
+/// run (it reads the start connection to its end), and returns the error. MSG_NOSIGNAL: a
+/// runtime that went away must not turn the error into a SIGPIPE.
+fn report_start_failure(
+    connection: Option<&std::os::unix::net::UnixStream>,
+    err: InitProcessError,
+) -> InitProcessError {
+    if let Some(connection) = connection {
+        let message = utils::error_chain(&err);
+        let mut rest = message.as_bytes();
+        while !rest.is_empty() {
+            match nix::sys::socket::send(
+                connection.as_raw_fd(),
+                rest,
+                nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+            ) {
+                Ok(n) => rest = &rest[n..],
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::warn!(?e, "failed to report the start failure to the runtime");
+                    break;
+                }
+            }
+        }
+    }
+    err
 }
 
 fn sysctl(kernel_params: &HashMap<String, String>) -> Result<()> {
