@@ -9,6 +9,80 @@ use crate::containers::{confirm, inspect_each, prune_and_report, PruneArgs};
 use crate::format;
 use crate::opts::filters;
 
+/// The IPAM configs of `network create`, as the docker CLI makes them: one per `--subnet`,
+/// each `--gateway` and `--ip-range` with the subnet that contains it.
+fn ipam_configs(
+    subnets: &[String],
+    gateways: &[String],
+    ranges: &[String],
+) -> anyhow::Result<Vec<Value>> {
+    let mut configs: Vec<Map<String, Value>> = subnets
+        .iter()
+        .map(|s| {
+            cidr(s).map(|_| {
+                let mut m = Map::new();
+                m.insert("Subnet".into(), json!(s));
+                m
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if subnets.is_empty() && !(gateways.is_empty() && ranges.is_empty()) {
+        anyhow::bail!("every ip-range or gateway must have a corresponding subnet");
+    }
+    for (key, values) in [("Gateway", gateways), ("IPRange", ranges)] {
+        for v in values {
+            let addr: std::net::IpAddr = match cidr(v) {
+                Ok((a, _)) => a,
+                Err(_) => v
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("invalid address {v}"))?,
+            };
+            let owner = subnets
+                .iter()
+                .position(|s| cidr(s).is_ok_and(|(net, len)| contains(net, len, addr)))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("no matching subnet for {} {v}", key.to_lowercase())
+                })?;
+            if configs[owner].insert(key.into(), json!(v)).is_some() {
+                anyhow::bail!(
+                    "cannot configure multiple {}s for the same subnet",
+                    key.to_lowercase()
+                );
+            }
+        }
+    }
+    Ok(configs.into_iter().map(Value::Object).collect())
+}
+
+/// `addr/len`, IPv4 or IPv6.
+fn cidr(s: &str) -> anyhow::Result<(std::net::IpAddr, u8)> {
+    let (a, l) = s
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("invalid CIDR address: {s}"))?;
+    let addr: std::net::IpAddr = a
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid CIDR address: {s}"))?;
+    let len: u8 = l
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid CIDR address: {s}"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if len > max {
+        anyhow::bail!("invalid CIDR address: {s}");
+    }
+    Ok((addr, len))
+}
+
+fn contains(net: std::net::IpAddr, len: u8, ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr::{V4, V6};
+    let (n, i, bits): (u128, u128, u32) = match (net, ip) {
+        (V4(n), V4(i)) => (u32::from(n).into(), u32::from(i).into(), 32),
+        (V6(n), V6(i)) => (u128::from(n), u128::from(i), 128),
+        _ => return false,
+    };
+    let shift = bits - u32::from(len);
+    shift >= bits || n >> shift == i >> shift
+}
+
 /// `berth network ...`.
 #[derive(Subcommand, Debug)]
 pub enum NetworkCmd {
@@ -36,22 +110,23 @@ pub struct CreateArgs {
     /// Driver to manage the Network
     #[arg(short, long, default_value = "bridge")]
     pub driver: String,
-    /// Subnet in CIDR format that represents a network segment (e.g. 172.30.0.0/16)
+    /// Subnet in CIDR format that represents a network segment (e.g. 172.30.0.0/16,
+    /// fd00:1::/64); repeatable, one per IPAM config
     #[arg(long)]
-    pub subnet: Option<String>,
-    /// IPv4 Gateway for the master subnet
+    pub subnet: Vec<String>,
+    /// IPv4 or IPv6 Gateway for the master subnet (goes with the subnet that contains it)
     #[arg(long)]
-    pub gateway: Option<String>,
-    /// Allocate container ip from a sub-range
+    pub gateway: Vec<String>,
+    /// Allocate container ip from a sub-range (goes with the subnet that contains it)
     #[arg(long)]
-    pub ip_range: Option<String>,
+    pub ip_range: Vec<String>,
     /// Restrict external access to the network
     #[arg(long)]
     pub internal: bool,
     /// Enable manual container attachment
     #[arg(long)]
     pub attachable: bool,
-    /// Enable IPv6 networking (not supported yet)
+    /// Enable IPv6 networking (with a --subnet of IPv6, or a ULA /64 of berthd's choosing)
     #[arg(long)]
     pub ipv6: bool,
     /// Set metadata on a network
@@ -73,6 +148,9 @@ pub struct ConnectArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
     pub network: String,
     pub container: String,
 }
@@ -143,21 +221,7 @@ fn pairs(list: &[String]) -> Map<String, Value> {
 pub async fn run(api: &Api, cmd: NetworkCmd) -> anyhow::Result<()> {
     match cmd {
         NetworkCmd::Create(a) => {
-            let mut config = Map::new();
-            for (k, v) in [
-                ("Subnet", &a.subnet),
-                ("Gateway", &a.gateway),
-                ("IPRange", &a.ip_range),
-            ] {
-                if let Some(v) = v {
-                    config.insert(k.into(), json!(v));
-                }
-            }
-            let configs: Vec<Value> = if config.is_empty() {
-                Vec::new()
-            } else {
-                vec![Value::Object(config)]
-            };
+            let configs = ipam_configs(&a.subnet, &a.gateway, &a.ip_range)?;
             let body = json!({
                 "Name": a.name,
                 "CheckDuplicate": true,
@@ -178,8 +242,15 @@ pub async fn run(api: &Api, cmd: NetworkCmd) -> anyhow::Result<()> {
             if !a.alias.is_empty() {
                 ep.insert("Aliases".into(), json!(a.alias));
             }
+            let mut ipam = Map::new();
             if let Some(ip) = &a.ip {
-                ep.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+                ipam.insert("IPv4Address".into(), json!(ip));
+            }
+            if let Some(ip) = &a.ip6 {
+                ipam.insert("IPv6Address".into(), json!(ip));
+            }
+            if !ipam.is_empty() {
+                ep.insert("IPAMConfig".into(), Value::Object(ipam));
             }
             let body = json!({"Container": a.container, "EndpointConfig": Value::Object(ep)});
             api.post(
@@ -335,4 +406,30 @@ pub async fn port(api: &Api, a: PortArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateways_and_ranges_go_with_their_subnets() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let c = ipam_configs(
+            &v(&["10.1.0.0/24", "fd00:1::/64"]),
+            &v(&["fd00:1::1", "10.1.0.254"]),
+            &v(&["10.1.0.128/25"]),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            [
+                json!({"Subnet": "10.1.0.0/24", "Gateway": "10.1.0.254", "IPRange": "10.1.0.128/25"}),
+                json!({"Subnet": "fd00:1::/64", "Gateway": "fd00:1::1"}),
+            ]
+        );
+        assert!(ipam_configs(&v(&["10.1.0.0/24"]), &v(&["10.2.0.1"]), &[]).is_err());
+        assert!(ipam_configs(&[], &v(&["10.2.0.1"]), &[]).is_err());
+        assert!(ipam_configs(&v(&["10.1.0.0/33"]), &[], &[]).is_err());
+    }
 }

@@ -81,6 +81,9 @@ pub struct ContainerOpts {
     /// IPv4 address (e.g., 172.30.100.104) on a user-defined network
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33) on a user-defined network
+    #[arg(long)]
+    pub ip6: Option<String>,
     /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
     #[arg(long, value_name = "STRING")]
     pub mac_address: Option<String>,
@@ -900,7 +903,11 @@ impl ContainerOpts {
         c.insert("HostConfig".into(), Value::Object(h));
         // The network's endpoint settings, keyed by the network's name as the docker CLI
         // sends them.
-        if !self.network_alias.is_empty() || self.ip.is_some() || self.mac_address.is_some() {
+        if !self.network_alias.is_empty()
+            || self.ip.is_some()
+            || self.ip6.is_some()
+            || self.mac_address.is_some()
+        {
             let net = self.network.clone().unwrap_or_else(|| "default".into());
             let mut ep = Map::new();
             if let Some(m) = &self.mac_address {
@@ -914,6 +921,17 @@ impl ContainerOpts {
                     format!("invalid argument {ip:?} for \"--ip\" flag: not an IPv4 address")
                 })?;
                 ep.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+            }
+            if let Some(ip) = &self.ip6 {
+                ip.parse::<std::net::Ipv6Addr>().with_context(|| {
+                    format!("invalid argument {ip:?} for \"--ip6\" flag: not an IPv6 address")
+                })?;
+                let ipam = ep
+                    .entry("IPAMConfig")
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .expect("an object");
+                ipam.insert("IPv6Address".into(), json!(ip));
             }
             c.insert(
                 "NetworkingConfig".into(),

@@ -555,3 +555,49 @@ fn help_system_prune_and_label_templates_as_the_docker_cli() {
     assert_eq!(d.berth_ok(&["ps", "-aq"]), "");
     assert_eq!(d.berth_ok(&["images", "-q"]).lines().count(), 1);
 }
+
+#[test]
+fn dual_stack_networks_through_berths_cli() {
+    let d = setup();
+    d.berth_ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.231.77.0/24",
+        "--subnet",
+        "fd00:77::/64",
+        "--gateway",
+        "fd00:77::1",
+        "ds",
+    ]);
+    let out = d.berth_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "ds",
+        "--ip6",
+        "fd00:77::33",
+        "busybox",
+        "ip",
+        "-6",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains("inet6 fd00:77::33/64"), "{out}");
+    let err = d.berth_fails(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.231.78.0/24",
+        "--gateway",
+        "10.9.9.9",
+        "x",
+    ]);
+    assert!(
+        err.contains("no matching subnet for gateway 10.9.9.9"),
+        "{err}"
+    );
+    d.berth_ok(&["network", "rm", "ds"]);
+}

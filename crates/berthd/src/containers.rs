@@ -362,6 +362,7 @@ pub async fn inspect(
     };
     let mut v = serde_json::to_value(inspect)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    crate::networks::complete_endpoints(&mut v, &r);
     // The fields of the default bridge network's endpoint that API versions before 1.44
     // have at the top of NetworkSettings, which scripts read (`{{.NetworkSettings.IPAddress}}`).
     let bridge = r

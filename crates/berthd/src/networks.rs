@@ -1,6 +1,7 @@
 //! The network endpoints: create, list, inspect, remove, connect, disconnect, prune, in
-//! Docker's shapes. The networks are berth-network's; connecting a container goes through
-//! the engine, which records it.
+//! Docker's shapes (dual stack included), and the endpoint part of a container's inspect.
+//! The networks are berth-network's; connecting a container goes through the engine, which
+//! records it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use berth_engine::filters::{Args, NetworkFilter};
-use berth_network::{CreateNetwork, NetError, Network};
+use berth_engine::Record;
+use berth_network::{CreateNetwork, IpamRequest, NetError, Network};
 use bollard_stubs::models::EndpointSettings;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -25,11 +27,11 @@ impl From<NetError> for ApiError {
     }
 }
 
-/// A network as `GET /networks/{id}` shows it.
+/// A network as `GET /networks/{id}` shows it: its IPAM configs (IPv4 first, then IPv6, as
+/// dockerd lists them), each container's addresses of both families.
 pub fn shape(n: &Network) -> Value {
-    let config: Vec<Value> = n
-        .pool
-        .iter()
+    let mut config: Vec<Value> = n
+        .pools()
         .map(|p| {
             let mut c = json!({"Subnet": p.subnet.to_string(), "Gateway": p.gateway.to_string()});
             if let Some(r) = p.range {
@@ -38,6 +40,13 @@ pub fn shape(n: &Network) -> Value {
             c
         })
         .collect();
+    config.extend(n.pools6.iter().map(|p| {
+        let mut c = json!({"Subnet": p.subnet.to_string(), "Gateway": p.gateway.to_string()});
+        if let Some(r) = p.range {
+            c["IPRange"] = json!(r.to_string());
+        }
+        c
+    }));
     let containers: BTreeMap<&String, Value> = n
         .endpoints
         .iter()
@@ -49,7 +58,10 @@ pub fn shape(n: &Network) -> Value {
                     "EndpointID": e.id,
                     "MacAddress": e.mac,
                     "IPv4Address": format!("{}/{}", e.ip, e.prefix),
-                    "IPv6Address": "",
+                    "IPv6Address": e
+                        .ip6
+                        .map(|ip| format!("{ip}/{}", e.prefix6.unwrap_or(64)))
+                        .unwrap_or_default(),
                 }),
             )
         })
@@ -60,7 +72,8 @@ pub fn shape(n: &Network) -> Value {
         "Created": n.created,
         "Scope": "local",
         "Driver": n.driver,
-        "EnableIPv6": false,
+        "EnableIPv4": true,
+        "EnableIPv6": n.ipv6,
         "IPAM": {"Driver": "default", "Options": null, "Config": config},
         "Internal": n.internal,
         "Attachable": n.attachable,
@@ -73,6 +86,68 @@ pub fn shape(n: &Network) -> Value {
     })
 }
 
+/// Completes `NetworkSettings.Networks` of a container's inspect (`v`) as dockerd shows
+/// it: every endpoint carries `IPAMConfig`, `Links`, `Aliases`, `DriverOpts` and
+/// `MacAddress` (null when unset), `IPAMConfig` has the `--ip6` asked for, and a running
+/// container's IPv6 address, prefix length and gateway are filled in.
+pub fn complete_endpoints(v: &mut Value, r: &Record) {
+    let Some(nets) = v
+        .pointer_mut("/NetworkSettings/Networks")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, s) in nets.iter_mut() {
+        let Some(s) = s.as_object_mut() else { continue };
+        let Some(join) = r.networks.iter().find(|j| &j.network == name) else {
+            continue;
+        };
+        let on = r
+            .net
+            .endpoints
+            .iter()
+            .find(|a| a.network_id == join.network_id)
+            .map(|a| &a.endpoint);
+        let mut ipam = serde_json::Map::new();
+        if let Some(ip) = join.ip {
+            ipam.insert("IPv4Address".into(), json!(ip.to_string()));
+        }
+        if let Some(ip) = join.ip6 {
+            ipam.insert("IPv6Address".into(), json!(ip.to_string()));
+        }
+        s.insert(
+            "IPAMConfig".into(),
+            if ipam.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(ipam)
+            },
+        );
+        s.insert("DriverOpts".into(), json!(join.driver_opts));
+        for key in ["Links", "Aliases", "MacAddress"] {
+            s.entry(key).or_insert(Value::Null);
+        }
+        s.insert(
+            "GlobalIPv6Address".into(),
+            json!(on
+                .and_then(|e| e.ip6)
+                .map(|ip| ip.to_string())
+                .unwrap_or_default()),
+        );
+        s.insert(
+            "GlobalIPv6PrefixLen".into(),
+            json!(on.and_then(|e| e.prefix6).unwrap_or(0)),
+        );
+        s.insert(
+            "IPv6Gateway".into(),
+            json!(on
+                .and_then(|e| e.gateway6)
+                .map(|ip| ip.to_string())
+                .unwrap_or_default()),
+        );
+    }
+}
+
 /// Docker's `network create` body (the fields berth acts on).
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
@@ -81,8 +156,10 @@ struct CreateBody {
     driver: String,
     internal: bool,
     attachable: bool,
+    #[serde(rename = "EnableIPv4")]
+    enable_ipv4: Option<bool>,
     #[serde(rename = "EnableIPv6")]
-    enable_ipv6: bool,
+    enable_ipv6: Option<bool>,
     #[serde(rename = "IPAM")]
     ipam: Option<Ipam>,
     options: Option<BTreeMap<String, String>>,
@@ -128,26 +205,30 @@ pub async fn create(
             "IPAM driver {drv:?} is not supported: berth has the default one only"
         )));
     }
-    let mut configs = ipam.config.unwrap_or_default();
-    // IPv6 entries are refused with the ipv6 flag; only one IPv4 subnet per network.
-    if configs.len() > 1 {
+    if b.enable_ipv4 == Some(false) {
         return Err(bad(
-            "only one IPAM config (one --subnet) per network is supported",
+            "IPv6-only networks (EnableIPv4 false, --ipv4=false) are not supported: berth's networks always have IPv4",
         ));
     }
-    let c = configs.pop().unwrap_or_default();
+    // Any number of configs of either family; the network manager checks them.
+    let configs = ipam.config.unwrap_or_default();
     let n = d
         .engine
         .networks()
         .create(CreateNetwork {
             name: b.name,
             driver: b.driver,
-            subnet: c.subnet.filter(|s| !s.is_empty()),
-            gateway: c.gateway.filter(|s| !s.is_empty()),
-            ip_range: c.ip_range.filter(|s| !s.is_empty()),
+            ipam: configs
+                .into_iter()
+                .map(|c| IpamRequest {
+                    subnet: c.subnet.filter(|s| !s.is_empty()),
+                    gateway: c.gateway.filter(|s| !s.is_empty()),
+                    ip_range: c.ip_range.filter(|s| !s.is_empty()),
+                })
+                .collect(),
             internal: b.internal,
             attachable: b.attachable,
-            ipv6: b.enable_ipv6,
+            ipv6: b.enable_ipv6.unwrap_or(false),
             labels: b.labels.unwrap_or_default(),
             options: b.options.unwrap_or_default(),
         })

@@ -891,6 +891,7 @@ impl Engine {
                     joins.push(berth_network::Join {
                         network: key,
                         ip: j.ip,
+                        ip6: j.ip6,
                         aliases: j.aliases.clone(),
                         mac: j.mac.as_deref().and_then(berth_network::parse_mac),
                     });
@@ -1889,6 +1890,7 @@ impl Engine {
                 let j = berth_network::Join {
                     network: n.id.clone(),
                     ip: join.ip,
+                    ip6: join.ip6,
                     aliases: join.aliases.clone(),
                     mac: join.mac.as_deref().and_then(berth_network::parse_mac),
                 };

@@ -3,7 +3,7 @@
 //! `/etc/resolv.conf`. The sandboxes themselves are [`berth_network::Manager`]'s.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use berth_network::{Attached, Manager, Network, PortRequest};
 use bollard_stubs::models::{ContainerConfig, EndpointSettings, HostConfig, NetworkingConfig};
@@ -199,12 +199,33 @@ pub fn join_of(net: &Network, s: Option<&EndpointSettings>) -> Result<NetworkJoi
                     "user specified IP address is supported on user defined networks only",
                 ));
             }
-            if let Some(pool) = &net.pool {
-                if !pool.subnet.contains(ip) {
-                    return Err(bad(format!(
-                        "Invalid address {ip}: It does not belong to any of this network's subnets"
-                    )));
-                }
+            if net.pool.is_some() && !net.pools().any(|p| p.subnet.contains(ip)) {
+                return Err(bad(format!(
+                    "Invalid address {ip}: It does not belong to any of this network's subnets"
+                )));
+            }
+            Some(ip)
+        }
+    };
+    let ip6 = match s
+        .and_then(|s| s.ipam_config.as_ref())
+        .and_then(|c| c.ipv6_address.as_deref())
+        .filter(|a| !a.is_empty())
+    {
+        None => None,
+        Some(a) => {
+            let ip: Ipv6Addr = a
+                .parse()
+                .map_err(|_| bad(format!("invalid IPv6 address: {a}")))?;
+            if !net.user_defined() {
+                return Err(bad(
+                    "user specified IP address is supported on user defined networks only",
+                ));
+            }
+            if !net.pools6.iter().any(|p| p.subnet.contains(ip)) {
+                return Err(bad(format!(
+                    "Invalid address {ip}: It does not belong to any of this network's subnets"
+                )));
             }
             Some(ip)
         }
@@ -232,14 +253,19 @@ pub fn join_of(net: &Network, s: Option<&EndpointSettings>) -> Result<NetworkJoi
         network: net.name.clone(),
         network_id: net.id.clone(),
         ip,
+        ip6,
+        driver_opts: s
+            .and_then(|s| s.driver_opts.clone())
+            .filter(|o| !o.is_empty()),
         aliases,
         mac,
     })
 }
 
 /// The ports a container publishes: its `PortBindings`, and with `PublishAllPorts` every
-/// exposed port not bound otherwise, on a free host port. IPv6 host addresses are skipped
-/// (berth's networks are IPv4).
+/// exposed port not bound otherwise, on a free host port. A binding without a host address
+/// is held on 0.0.0.0, and on `[::]` too when the container has IPv6 (see
+/// [`berth_network::PortRequest`]).
 pub fn port_requests(c: &ContainerConfig, h: &HostConfig) -> Result<Vec<PortRequest>> {
     let mut out = Vec::new();
     let mut bound = HashSet::new();
@@ -252,9 +278,6 @@ pub fn port_requests(c: &ContainerConfig, h: &HostConfig) -> Result<Vec<PortRequ
         }
         for b in binds {
             let ip = b.host_ip.unwrap_or_default();
-            if ip.contains(':') {
-                continue;
-            }
             let r = berth_network::ports::request(key, &ip, b.host_port.as_deref().unwrap_or(""))?;
             bound.insert((r.ctr_port, r.proto.clone()));
             out.push(r);
@@ -336,6 +359,9 @@ pub fn hosts_file(
     };
     for a in endpoints {
         s.push_str(&format!("{}\t{names}\n", a.endpoint.ip));
+        if let Some(ip6) = a.endpoint.ip6 {
+            s.push_str(&format!("{ip6}\t{names}\n"));
+        }
     }
     Ok(s)
 }
@@ -474,6 +500,7 @@ mod tests {
             shown,
             [
                 "None (0, 0) 53/udp",
+                "Some(::) (0, 0) 53/udp",
                 "Some(127.0.0.1) (8080, 8080) 80/tcp",
                 "None (0, 0) 443/tcp"
             ]
@@ -566,6 +593,9 @@ mod tests {
                 ip: ip.into(),
                 prefix: 16,
                 gateway: Ipv4Addr::new(172, 17, 0, 1),
+                ip6: (ip[3] == 3).then(|| "fd00:17::3".parse().unwrap()),
+                prefix6: (ip[3] == 3).then_some(64),
+                gateway6: None,
                 mac: String::new(),
                 aliases: vec![],
                 host_iface: String::new(),
@@ -587,6 +617,9 @@ mod tests {
             s.ends_with("10.0.0.5\tdb\n172.17.0.2\tweb.example.org web\n"),
             "{s}"
         );
+        // A dual-stack endpoint: both addresses name it, IPv4 first, as Docker writes them.
+        let s = hosts_file(None, "web", "", &[ep([172, 17, 0, 3])], &[], None).unwrap();
+        assert!(s.ends_with("172.17.0.3\tweb\nfd00:17::3\tweb\n"), "{s}");
         let s = hosts_file(Some("1.2.3.4 myhost"), "h", "", &[], &[], None).unwrap();
         assert_eq!(s, "1.2.3.4 myhost\n");
     }

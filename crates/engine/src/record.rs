@@ -49,6 +49,12 @@ pub struct NetworkJoin {
     pub network_id: String,
     /// `--ip`.
     pub ip: Option<std::net::Ipv4Addr>,
+    /// `--ip6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<std::net::Ipv6Addr>,
+    /// The endpoint's `DriverOpts`, kept and shown as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_opts: Option<std::collections::HashMap<String, String>>,
     /// `--network-alias`.
     #[serde(default)]
     pub aliases: Vec<String>,

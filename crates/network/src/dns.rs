@@ -8,12 +8,12 @@
 //! bytes they are.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -26,46 +26,59 @@ const TTL: u32 = 600;
 /// Who is who on one network.
 #[derive(Debug, Default)]
 pub struct Zone {
-    /// Lower-case name -> addresses.
-    names: HashMap<String, Vec<Ipv4Addr>>,
+    /// Lower-case name -> addresses (IPv4 and IPv6).
+    names: HashMap<String, Vec<IpAddr>>,
     /// Address -> the container's name (for PTR).
-    reverse: HashMap<Ipv4Addr, String>,
-    /// A container's own upstream servers (`--dns`), by its address.
-    upstreams: HashMap<Ipv4Addr, Vec<SocketAddr>>,
+    reverse: HashMap<IpAddr, String>,
+    /// A container's own upstream servers (`--dns`), by its addresses.
+    upstreams: HashMap<IpAddr, Vec<SocketAddr>>,
 }
 
 impl Zone {
-    /// Adds a container: `names` (its name, aliases, short ID) resolve to `ip`.
+    /// Adds a container with one IPv4 address: `names` (its name, aliases, short ID) resolve
+    /// to `ip`.
     pub fn add(&mut self, ip: Ipv4Addr, names: &[String], upstream: Vec<SocketAddr>) {
+        self.add_all(&[ip.into()], names, upstream);
+    }
+
+    /// Adds a container: `names` resolve to `ips` (A for the IPv4 ones, AAAA for the IPv6
+    /// ones).
+    pub fn add_all(&mut self, ips: &[IpAddr], names: &[String], upstream: Vec<SocketAddr>) {
         for n in names {
             let n = n.trim_end_matches('.').to_ascii_lowercase();
             if n.is_empty() {
                 continue;
             }
             let v = self.names.entry(n).or_default();
-            if !v.contains(&ip) {
-                v.push(ip);
+            for ip in ips {
+                if !v.contains(ip) {
+                    v.push(*ip);
+                }
             }
         }
-        if let Some(first) = names.first() {
-            self.reverse.insert(ip, first.clone());
-        }
-        if !upstream.is_empty() {
-            self.upstreams.insert(ip, upstream);
+        for ip in ips {
+            if let Some(first) = names.first() {
+                self.reverse.insert(*ip, first.clone());
+            }
+            if !upstream.is_empty() {
+                self.upstreams.insert(*ip, upstream.clone());
+            }
         }
     }
 
-    /// Removes everything about `ip`.
-    pub fn remove(&mut self, ip: Ipv4Addr) {
+    /// Removes everything about `ips`.
+    pub fn remove_all(&mut self, ips: &[IpAddr]) {
         for v in self.names.values_mut() {
-            v.retain(|a| *a != ip);
+            v.retain(|a| !ips.contains(a));
         }
         self.names.retain(|_, v| !v.is_empty());
-        self.reverse.remove(&ip);
-        self.upstreams.remove(&ip);
+        for ip in ips {
+            self.reverse.remove(ip);
+            self.upstreams.remove(ip);
+        }
     }
 
-    fn lookup(&self, name: &str) -> Option<&Vec<Ipv4Addr>> {
+    fn lookup(&self, name: &str) -> Option<&Vec<IpAddr>> {
         self.names
             .get(&name.trim_end_matches('.').to_ascii_lowercase())
     }
@@ -74,18 +87,44 @@ impl Zone {
 /// A network's zone, shared between the server and the manager that changes it.
 pub type SharedZone = Arc<RwLock<Zone>>;
 
-/// `4.3.2.1.in-addr.arpa.` -> 1.2.3.4.
-fn reverse_ip(name: &str) -> Option<Ipv4Addr> {
-    let rest = name.trim_end_matches('.').strip_suffix(".in-addr.arpa")?;
-    let mut parts: Vec<u8> = rest
+/// `4.3.2.1.in-addr.arpa.` -> 1.2.3.4; the 32 nibbles of `ip6.arpa.` -> an IPv6 address.
+pub fn reverse_ip(name: &str) -> Option<IpAddr> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if let Some(rest) = name.strip_suffix(".in-addr.arpa") {
+        let mut parts: Vec<u8> = rest
+            .split('.')
+            .map(|p| {
+                // Decimal digits only, as written in a name (no sign, no spaces).
+                (!p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| p.parse().ok())
+                    .flatten()
+            })
+            .collect::<Option<Vec<u8>>>()?;
+        if parts.len() != 4 {
+            return None;
+        }
+        parts.reverse();
+        return Some(Ipv4Addr::new(parts[0], parts[1], parts[2], parts[3]).into());
+    }
+    let rest = name.strip_suffix(".ip6.arpa")?;
+    let nibbles: Vec<u32> = rest
         .split('.')
-        .map(|p| p.parse().ok())
-        .collect::<Option<Vec<u8>>>()?;
-    if parts.len() != 4 {
+        .map(|p| {
+            let mut c = p.chars();
+            match (c.next(), c.next()) {
+                (Some(d), None) => d.to_digit(16),
+                _ => None,
+            }
+        })
+        .collect::<Option<Vec<u32>>>()?;
+    if nibbles.len() != 32 {
         return None;
     }
-    parts.reverse();
-    Some(Ipv4Addr::new(parts[0], parts[1], parts[2], parts[3]))
+    let v = nibbles
+        .iter()
+        .rev()
+        .fold(0u128, |acc, n| (acc << 4) | u128::from(*n));
+    Some(Ipv6Addr::from(v).into())
 }
 
 /// The answer to `query` from the zone, or None when it must be forwarded.
@@ -100,13 +139,16 @@ pub fn answer(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
     resp.add_query(q.clone());
     match q.query_type {
         RecordType::A | RecordType::AAAA | RecordType::ANY => {
-            let ips = zone.lookup(&name)?;
-            if q.query_type != RecordType::AAAA {
-                for ip in ips {
-                    resp.add_answer(Record::from_rdata(q.name.clone(), TTL, RData::A(A(*ip))));
-                }
+            // A name without addresses of the family asked for still exists: NOERROR with
+            // no answer, so that the resolver does not go on to search domains.
+            for ip in zone.lookup(&name)? {
+                let data = match (ip, q.query_type) {
+                    (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => RData::A(A(*v4)),
+                    (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => RData::AAAA(AAAA(*v6)),
+                    _ => continue,
+                };
+                resp.add_answer(Record::from_rdata(q.name.clone(), TTL, data));
             }
-            // AAAA of a container name: it exists, without IPv6 addresses (NOERROR, empty).
         }
         RecordType::PTR => {
             let ip = reverse_ip(&name)?;
@@ -166,10 +208,7 @@ async fn resolve(
 ) -> Option<Vec<u8>> {
     let (local, own) = {
         let z = zone.read().unwrap_or_else(|e| e.into_inner());
-        let own = match from {
-            IpAddr::V4(ip) => z.upstreams.get(&ip).cloned(),
-            IpAddr::V6(_) => None,
-        };
+        let own = z.upstreams.get(&from).cloned();
         (answer(&z, query), own)
     };
     if local.is_some() {
@@ -261,11 +300,13 @@ mod tests {
     fn container_names_and_aliases_are_answered_and_others_are_not() {
         let mut z = Zone::default();
         let ip = Ipv4Addr::new(172, 19, 0, 2);
-        z.add(
-            ip,
+        let ip6: Ipv6Addr = "fd00:19::2".parse().unwrap();
+        z.add_all(
+            &[ip.into(), ip6.into()],
             &["web".into(), "frontend".into(), "0123456789ab".into()],
             vec![],
         );
+        z.add(Ipv4Addr::new(172, 19, 0, 3), &["old".into()], vec![]);
         for n in ["web.", "WEB.", "frontend.", "0123456789ab."] {
             let r = Message::from_vec(&answer(&z, &query(n, RecordType::A)).unwrap()).unwrap();
             assert_eq!(r.metadata.id, 7);
@@ -275,7 +316,25 @@ mod tests {
         let aaaa =
             Message::from_vec(&answer(&z, &query("web.", RecordType::AAAA)).unwrap()).unwrap();
         assert_eq!(aaaa.metadata.response_code, ResponseCode::NoError);
-        assert!(aaaa.answers.is_empty());
+        assert_eq!(aaaa.answers.len(), 1);
+        assert_eq!(aaaa.answers[0].data, RData::AAAA(AAAA(ip6)));
+        let any = Message::from_vec(&answer(&z, &query("web.", RecordType::ANY)).unwrap()).unwrap();
+        assert_eq!(any.answers.len(), 2);
+        // A name without IPv6: it exists, with no AAAA (NOERROR, empty).
+        let none =
+            Message::from_vec(&answer(&z, &query("old.", RecordType::AAAA)).unwrap()).unwrap();
+        assert_eq!(none.metadata.response_code, ResponseCode::NoError);
+        assert!(none.answers.is_empty());
+        let ptr6 = format!(
+            "{}ip6.arpa.",
+            format!("{:032x}", u128::from(ip6))
+                .chars()
+                .rev()
+                .map(|c| format!("{c}."))
+                .collect::<String>()
+        );
+        let r = Message::from_vec(&answer(&z, &query(&ptr6, RecordType::PTR)).unwrap()).unwrap();
+        assert_eq!(r.answers.len(), 1, "{ptr6}");
         let ptr = Message::from_vec(
             &answer(&z, &query("2.0.19.172.in-addr.arpa.", RecordType::PTR)).unwrap(),
         )
@@ -286,8 +345,9 @@ mod tests {
             "forwarded"
         );
         assert!(answer(&z, &[1, 2, 3]).is_none());
-        z.remove(ip);
+        z.remove_all(&[ip.into(), ip6.into()]);
         assert!(answer(&z, &query("web.", RecordType::A)).is_none());
+        assert!(answer(&z, &query(&ptr6, RecordType::PTR)).is_none());
         let f = Message::from_vec(&servfail(&query("x.", RecordType::A)).unwrap()).unwrap();
         assert_eq!(f.metadata.response_code, ResponseCode::ServFail);
     }
@@ -303,8 +363,14 @@ mod tests {
         );
         assert_eq!(
             reverse_ip("4.3.2.1.in-addr.arpa."),
-            Some(Ipv4Addr::new(1, 2, 3, 4))
+            Some(Ipv4Addr::new(1, 2, 3, 4).into())
         );
         assert_eq!(reverse_ip("x.in-addr.arpa."), None);
+        assert_eq!(reverse_ip("+4.3.2.1.in-addr.arpa."), None);
+        assert_eq!(
+            reverse_ip("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa."),
+            Some("fd00::1".parse::<Ipv6Addr>().unwrap().into())
+        );
+        assert_eq!(reverse_ip("1.0.ip6.arpa."), None);
     }
 }

@@ -3,12 +3,22 @@
 //! own table says; so every berth bridge gets ACCEPT rules in `FORWARD` (marked with berth's
 //! comment, and removed with the network), as other container engines do beside Docker.
 //! They are harmless under an ACCEPT policy, and in place before a dockerd that starts later
-//! changes it.
+//! changes it. A bridge with IPv6 gets the same in `ip6tables` (Docker 27 and later set that
+//! `FORWARD` policy to DROP too).
 
 use std::process::{Command, Stdio};
 
-fn iptables(args: &[&str]) -> Option<bool> {
-    Command::new("iptables")
+/// `iptables`, or `ip6tables` for IPv6.
+fn tool(v6: bool) -> &'static str {
+    if v6 {
+        "ip6tables"
+    } else {
+        "iptables"
+    }
+}
+
+fn run(tool: &str, args: &[&str]) -> Option<bool> {
+    Command::new(tool)
         .arg("-w")
         .args(args)
         .stdin(Stdio::null())
@@ -44,42 +54,59 @@ fn specs<'a>(bridge: &'a str, comment: &'a str) -> [Vec<&'a str>; 2] {
     ]
 }
 
-/// Makes sure `FORWARD` accepts traffic into and out of `bridge` (no-op without iptables).
-pub fn allow_forwarding(bridge: &str, comment: &str) {
+/// Makes sure `FORWARD` accepts traffic into and out of `bridge` (no-op without iptables);
+/// with `v6` in `ip6tables` as well.
+pub fn allow_forwarding(bridge: &str, comment: &str, v6: bool) {
+    allow(tool(false), bridge, comment);
+    if v6 {
+        allow(tool(true), bridge, comment);
+    }
+}
+
+fn allow(tool: &str, bridge: &str, comment: &str) {
     for spec in specs(bridge, comment) {
         let mut check = vec!["-C", "FORWARD"];
         check.extend(&spec);
-        if iptables(&check) == Some(false) {
+        if run(tool, &check) == Some(false) {
             let mut insert = vec!["-I", "FORWARD", "1"];
             insert.extend(&spec);
-            if iptables(&insert) != Some(true) {
+            if run(tool, &insert) != Some(true) {
                 tracing::warn!(
                     bridge,
-                    "could not add an iptables FORWARD rule for the bridge"
+                    "could not add an {tool} FORWARD rule for the bridge"
                 );
             }
         }
     }
 }
 
-/// Removes what [`allow_forwarding`] added for `bridge`.
-pub fn forget_forwarding(bridge: &str, comment: &str) {
-    for spec in specs(bridge, comment) {
-        let mut delete = vec!["-D", "FORWARD"];
-        delete.extend(&spec);
-        // Every copy (a crash between check and insert could have made two).
-        for _ in 0..8 {
-            if iptables(&delete) != Some(true) {
-                break;
+/// Removes what [`allow_forwarding`] added for `bridge` (`v6`: in `ip6tables` too).
+pub fn forget_forwarding(bridge: &str, comment: &str, v6: bool) {
+    let tools: &[bool] = if v6 { &[false, true] } else { &[false] };
+    for v6 in tools {
+        for spec in specs(bridge, comment) {
+            let mut delete = vec!["-D", "FORWARD"];
+            delete.extend(&spec);
+            // Every copy (a crash between check and insert could have made two).
+            for _ in 0..8 {
+                if run(tool(*v6), &delete) != Some(true) {
+                    break;
+                }
             }
         }
     }
 }
 
-/// Removes every `FORWARD` rule carrying exactly `comment`, whichever bridge it names: the
-/// sweep for a daemon leaving the host for good, and for tests.
+/// Removes every `FORWARD` rule carrying exactly `comment`, whichever bridge it names, in
+/// `iptables` and `ip6tables`: the sweep for a daemon leaving the host for good, and for
+/// tests.
 pub fn forget_all(comment: &str) {
-    let Ok(out) = Command::new("iptables")
+    forget_all_in(tool(false), comment);
+    forget_all_in(tool(true), comment);
+}
+
+fn forget_all_in(tool: &str, comment: &str) {
+    let Ok(out) = Command::new(tool)
         .args(["-w", "-S", "FORWARD"])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
@@ -98,6 +125,6 @@ pub fn forget_all(comment: &str) {
         }
         let mut delete = vec!["-D", "FORWARD"];
         delete.extend(spec.split_whitespace());
-        iptables(&delete);
+        run(tool, &delete);
     }
 }

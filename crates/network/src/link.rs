@@ -1,7 +1,7 @@
 //! Links, addresses and routes over rtnetlink: the bridges, and each container's veth pair
 //! with its address and default route.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth};
@@ -27,13 +27,28 @@ pub async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>, NetError> {
     }
 }
 
-/// Makes sure bridge `name` exists with `gateway/prefix` as its address and is up; returns
-/// its index.
+/// Adds `ip/prefix` to link `index`; an IPv6 address without duplicate address detection
+/// (as Docker adds them), so that it is usable at once rather than a second later.
+async fn add_address(
+    h: &Handle,
+    index: u32,
+    ip: IpAddr,
+    prefix: u8,
+) -> Result<(), rtnetlink::Error> {
+    let mut req = h.address().add(index, ip, prefix);
+    if ip.is_ipv6() {
+        req.message_mut().header.flags =
+            rtnetlink::packet_route::address::AddressHeaderFlags::Nodad;
+    }
+    req.execute().await
+}
+
+/// Makes sure bridge `name` exists with `addrs` (each gateway and its subnet's prefix
+/// length, IPv4 and IPv6) and is up; returns its index.
 pub async fn ensure_bridge(
     h: &Handle,
     name: &str,
-    gateway: Ipv4Addr,
-    subnet: Cidr,
+    addrs: &[(IpAddr, u8)],
     mtu: Option<u32>,
 ) -> Result<u32, NetError> {
     let index = match index_of(h, name).await? {
@@ -53,7 +68,14 @@ pub async fn ensure_bridge(
                 .ok_or_else(|| NetError::Host(format!("bridge {name} vanished after creation")))?
         }
     };
-    let has = h
+    if addrs.iter().any(|(ip, _)| ip.is_ipv6()) {
+        // Docker's settings for a bridge with IPv6: enabled, and not taking router
+        // advertisements from its containers.
+        for (key, value) in [("disable_ipv6", "0"), ("accept_ra", "0")] {
+            crate::sysctl(&format!("/proc/sys/net/ipv6/conf/{name}/{key}"), value);
+        }
+    }
+    let has: Vec<IpAddr> = h
         .address()
         .get()
         .set_link_index_filter(index)
@@ -62,17 +84,19 @@ pub async fn ensure_bridge(
         .await
         .map_err(nl(format!("list addresses of {name}")))?
         .iter()
-        .any(|a| {
-            a.attributes.iter().any(|attr| {
-                matches!(attr, rtnetlink::packet_route::address::AddressAttribute::Address(IpAddr::V4(ip)) if *ip == gateway)
+        .flat_map(|a| {
+            a.attributes.iter().filter_map(|attr| match attr {
+                rtnetlink::packet_route::address::AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
             })
-        });
-    if !has {
-        h.address()
-            .add(index, IpAddr::V4(gateway), subnet.prefix)
-            .execute()
-            .await
-            .map_err(nl(format!("add {gateway}/{} to {name}", subnet.prefix)))?;
+        })
+        .collect();
+    for (gateway, prefix) in addrs {
+        if !has.contains(gateway) {
+            add_address(h, index, *gateway, *prefix)
+                .await
+                .map_err(nl(format!("add {gateway}/{prefix} to {name}")))?;
+        }
     }
     h.link()
         .set(LinkUnspec::new_with_index(index).up().build())
@@ -108,6 +132,10 @@ pub struct Interface {
     /// The default route's gateway (none: the interface gets no default route, as on a
     /// second network).
     pub gateway: Option<Ipv4Addr>,
+    /// Its IPv6 address and prefix length (on a network with IPv6).
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    /// The IPv6 default route's gateway.
+    pub gateway6: Option<Ipv6Addr>,
     /// The MTU.
     pub mtu: Option<u32>,
 }
@@ -168,6 +196,11 @@ pub async fn add_endpoint(
             "add {}/{} to {}",
             iface.ip, iface.prefix, iface.name
         )))?;
+    if let Some((ip6, prefix6)) = iface.ip6 {
+        add_address(inside, eth, IpAddr::V6(ip6), prefix6)
+            .await
+            .map_err(nl(format!("add {ip6}/{prefix6} to {}", iface.name)))?;
+    }
     inside
         .link()
         .set(LinkUnspec::new_with_index(eth).up().build())
@@ -181,6 +214,19 @@ pub async fn add_endpoint(
             .execute()
             .await
             .map_err(nl(format!("add the default route via {gw}")))?;
+    }
+    if let Some(gw) = iface.gateway6 {
+        inside
+            .route()
+            .add(
+                RouteMessageBuilder::<Ipv6Addr>::new()
+                    .gateway(gw)
+                    .output_interface(eth)
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(nl(format!("add the IPv6 default route via {gw}")))?;
     }
     Ok(())
 }

@@ -70,6 +70,26 @@ pub fn connect(path: &Path) -> Result<Netlink, NetError> {
     .map_err(|_| NetError::Host("network namespace thread panicked".into()))?
 }
 
+/// Writes sysctls (`net/ipv6/conf/eth0/disable_ipv6`, relative to `/proc/sys`) inside the
+/// namespace bound on `path`: `/proc/sys/net` is the opening thread's namespace's, so a
+/// short-lived thread enters it first.
+pub fn sysctls(path: &Path, values: &[(String, &'static str)]) -> Result<(), NetError> {
+    let ns = std::fs::File::open(path).map_err(io("open", path))?;
+    let p = path.to_path_buf();
+    let values = values.to_vec();
+    std::thread::spawn(move || -> Result<(), NetError> {
+        move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network))
+            .map_err(|e| io("enter", &p)(e.into()))?;
+        for (key, value) in values {
+            let file = Path::new("/proc/sys").join(&key);
+            std::fs::write(&file, value).map_err(io("write", &file))?;
+        }
+        Ok(())
+    })
+    .join()
+    .map_err(|_| NetError::Host("network namespace thread panicked".into()))?
+}
+
 /// Unbinds and removes a namespace file; the namespace goes when nothing else holds it.
 pub fn remove(path: &Path) {
     let _ = unmount(path, UnmountFlags::DETACH);

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -20,11 +20,15 @@ use crate::{Endpoint, NetError, Network};
 const NETWORKS: &str = "networks.json";
 const ENDPOINTS: &str = "endpoints.json";
 
-/// One network's attachments.
+/// One network's attachments: its endpoints, and the addresses held in all of its pools
+/// (which do not overlap, so one map per family says it; `allocated6` is absent in files
+/// written before IPv6, and an older berth ignores it).
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Attached {
     endpoints: BTreeMap<String, Endpoint>,
     allocated: BTreeMap<Ipv4Addr, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    allocated6: BTreeMap<Ipv6Addr, String>,
 }
 
 /// The networks kept in `dir` (none yet: empty), with their attachments.
@@ -47,8 +51,21 @@ pub fn load(dir: &Path) -> Result<Vec<Network>, NetError> {
     for n in &mut nets {
         if let Some(a) = attached.get(&n.id) {
             n.endpoints = a.endpoints.clone();
-            if let Some(p) = n.pool.as_mut() {
-                p.allocated = a.allocated.clone();
+            for p in n.pools_mut() {
+                p.allocated = a
+                    .allocated
+                    .iter()
+                    .filter(|(ip, _)| p.subnet.contains(**ip))
+                    .map(|(ip, o)| (*ip, o.clone()))
+                    .collect();
+            }
+            for p in &mut n.pools6 {
+                p.allocated = a
+                    .allocated6
+                    .iter()
+                    .filter(|(ip, _)| p.subnet.contains(**ip))
+                    .map(|(ip, o)| (*ip, o.clone()))
+                    .collect();
             }
         }
     }
@@ -91,10 +108,14 @@ pub fn save_attachments(dir: &Path, nets: &[Network]) -> Result<(), NetError> {
                 Attached {
                     endpoints: n.endpoints.clone(),
                     allocated: n
-                        .pool
-                        .as_ref()
-                        .map(|p| p.allocated.clone())
-                        .unwrap_or_default(),
+                        .pools()
+                        .flat_map(|p| p.allocated.iter().map(|(ip, o)| (*ip, o.clone())))
+                        .collect(),
+                    allocated6: n
+                        .pools6
+                        .iter()
+                        .flat_map(|p| p.allocated.iter().map(|(ip, o)| (*ip, o.clone())))
+                        .collect(),
                 },
             )
         })
@@ -130,5 +151,42 @@ mod tests {
         let back = load(d.path()).unwrap();
         assert!(back[0].pool.as_ref().unwrap().allocated.is_empty());
         assert_eq!(back[0].name, "n");
+    }
+
+    #[test]
+    fn several_pools_of_both_families_keep_their_allocations() {
+        let d = tempfile::tempdir().unwrap();
+        let pool = |s: &str| crate::Pool::new(s.parse().unwrap(), None, None).unwrap();
+        let mut n = Network {
+            bridge: Some("b".into()),
+            pool: Some(pool("10.1.0.0/24")),
+            more_pools: vec![pool("10.2.0.0/24")],
+            ipv6: true,
+            pools6: vec![crate::Pool6::new("fd00:1::/64".parse().unwrap(), None, None).unwrap()],
+            ..Network::for_test(&"a".repeat(64), "n")
+        };
+        save(d.path(), std::slice::from_ref(&n)).unwrap();
+        n.more_pools[0].allocate("c", None).unwrap();
+        n.pool.as_mut().unwrap().allocate("d", None).unwrap();
+        n.pools6[0].allocate("c", None).unwrap();
+        save_attachments(d.path(), std::slice::from_ref(&n)).unwrap();
+        let back = load(d.path()).unwrap();
+        assert_eq!(back[0].pool, n.pool);
+        assert_eq!(back[0].more_pools, n.more_pools);
+        assert_eq!(back[0].pools6, n.pools6);
+        assert!(back[0].ipv6);
+        // An endpoints.json of an older berth (no allocated6) still loads.
+        std::fs::write(
+            d.path().join(ENDPOINTS),
+            format!(
+                r#"{{"{}":{{"endpoints":{{}},"allocated":{{"10.1.0.2":"d"}}}}}}"#,
+                n.id
+            ),
+        )
+        .unwrap();
+        let back = load(d.path()).unwrap();
+        assert_eq!(back[0].pool.as_ref().unwrap().allocated.len(), 1);
+        assert!(back[0].more_pools[0].allocated.is_empty());
+        assert!(back[0].pools6[0].allocated.is_empty());
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use berth_network::{CreateNetwork, Join, Manager, Member, NetConfig, PortRequest};
+use berth_network::{CreateNetwork, IpamRequest, Join, Manager, Member, NetConfig, PortRequest};
 
 /// A unique prefix per test process, so parallel tests never share a bridge or a table.
 fn prefix() -> String {
@@ -31,9 +31,11 @@ impl Drop for Cleanup {
                 }
             }
         }
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", p])
-            .status();
+        for family in ["ip", "ip6"] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", family, p])
+                .status();
+        }
         berth_network::iptables::forget_all(p);
         let _ = std::fs::remove_file(berth_network::prefix_lock_path(p));
         let dir = self.1.join("netns");
@@ -70,7 +72,10 @@ async fn a_sandbox_on_a_network_reaches_its_gateway_and_leaves_nothing() {
     let net = m
         .create(CreateNetwork {
             name: "appnet".into(),
-            subnet: Some("10.231.0.0/24".into()),
+            ipam: vec![IpamRequest {
+                subnet: Some("10.231.0.0/24".into()),
+                ..Default::default()
+            }],
             labels: BTreeMap::from([("k".into(), "v".into())]),
             ..Default::default()
         })
@@ -79,7 +84,10 @@ async fn a_sandbox_on_a_network_reaches_its_gateway_and_leaves_nothing() {
     let e = m
         .create(CreateNetwork {
             name: "other".into(),
-            subnet: Some("10.231.0.128/25".into()),
+            ipam: vec![IpamRequest {
+                subnet: Some("10.231.0.128/25".into()),
+                ..Default::default()
+            }],
             ..Default::default()
         })
         .await
@@ -102,7 +110,7 @@ async fn a_sandbox_on_a_network_reaches_its_gateway_and_leaves_nothing() {
     let ports = [PortRequest {
         proto: "tcp".into(),
         ctr_port: 80,
-        host_ip: Some(Ipv4Addr::LOCALHOST),
+        host_ip: Some(Ipv4Addr::LOCALHOST.into()),
         host_ports: (0, 0),
     }];
     let (ns, eps) = m
@@ -112,7 +120,7 @@ async fn a_sandbox_on_a_network_reaches_its_gateway_and_leaves_nothing() {
                 network: "appnet".into(),
                 ip: Some(Ipv4Addr::new(10, 231, 0, 9)),
                 aliases: vec!["front".into()],
-                mac: None,
+                ..Default::default()
             }],
             &ports,
         )

@@ -395,8 +395,8 @@ pub fn wait_ready(socket: &Path, timeout: Duration) -> bool {
 }
 
 /// Removes what a daemon with this `--network-prefix` made on the host: its bridges (and any
-/// veth a failing test left on them), its nftables table, its iptables FORWARD rules, and the
-/// file it locked to claim the prefix.
+/// veth a failing test left on them), its nftables tables (`ip` and `ip6`), its iptables and
+/// ip6tables FORWARD rules, and the file it locked to claim the prefix.
 pub fn remove_networking(prefix: &str) {
     let links = Command::new("ip").args(["-o", "link", "show"]).output();
     let links = links.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
@@ -409,10 +409,12 @@ pub fn remove_networking(prefix: &str) {
             let _ = Command::new("ip").args(["link", "del", name]).status();
         }
     }
-    let _ = Command::new("nft")
-        .args(["delete", "table", "ip", prefix])
-        .stderr(Stdio::null())
-        .status();
+    for family in ["ip", "ip6"] {
+        let _ = Command::new("nft")
+            .args(["delete", "table", family, prefix])
+            .stderr(Stdio::null())
+            .status();
+    }
     berth_network::iptables::forget_all(prefix);
     let _ = std::fs::remove_file(berth_network::prefix_lock_path(prefix));
 }
