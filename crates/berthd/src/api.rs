@@ -153,7 +153,39 @@ async fn version_gate(req: Request, next: axum::middleware::Next) -> Response {
             .into_response();
         }
     }
-    next.run(strip_version(req)).await
+    as_docker_error(next.run(strip_version(req)).await).await
+}
+
+/// A request axum's extractors refused (a query value of the wrong type, a method a route
+/// does not take) gets a plain-text answer in axum's words; clients read Docker's
+/// `{"message": ...}`. Such answers are rewritten, in words of our own; everything else
+/// passes untouched.
+async fn as_docker_error(r: Response) -> Response {
+    let status = r.status();
+    let plain = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|t| t.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return r;
+    }
+    let body = axum::body::to_bytes(r.into_body(), 64 << 10)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    let detail = text
+        .trim()
+        .trim_start_matches("Failed to deserialize query string: ")
+        .trim_start_matches("Failed to deserialize the JSON body into the target type: ");
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this path".to_string(),
+        _ if detail.is_empty() => status
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_string(),
+        _ => format!("invalid request parameters: {detail}"),
+    };
+    ApiError(status, message).into_response()
 }
 
 /// `/v1.44/images/json` -> `/images/json`. Logs each request at debug level as dockerd does

@@ -592,7 +592,8 @@ pub async fn unpause(
 
 #[derive(Deserialize)]
 pub struct RenameQuery {
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 /// `POST /containers/{id}/rename?name=`.
@@ -601,7 +602,13 @@ pub async fn rename(
     Path(id): Path<String>,
     Query(q): Query<RenameQuery>,
 ) -> ApiResult<StatusCode> {
-    done(d.engine.rename(&id, &q.name))
+    let Some(name) = q.name.filter(|n| !n.is_empty()) else {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "Neither old nor new names may be empty".into(),
+        ));
+    };
+    done(d.engine.rename(&id, &name))
 }
 
 #[derive(Deserialize, Default)]

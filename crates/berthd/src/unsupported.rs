@@ -59,15 +59,20 @@ pub fn no_registry_client(what: &str) -> ApiError {
     )
 }
 
-/// `POST /build`: the context is read to its end first, so that the client sees the answer
-/// rather than a connection closed under its upload.
-async fn build(body: Body) -> ApiError {
+/// Reads a request body to its end, so that the client sees the answer rather than a
+/// connection closed under its upload.
+async fn drain(body: Body) {
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         if chunk.is_err() {
             break;
         }
     }
+}
+
+/// `POST /build`: the context is read first (see [`drain`]).
+async fn build(body: Body) -> ApiError {
+    drain(body).await;
     ApiError(
         StatusCode::NOT_IMPLEMENTED,
         "building images is not supported by berth yet: bring images in with `docker load` or `docker import`, or build them elsewhere".into(),
@@ -84,6 +89,7 @@ async fn search() -> ApiError {
     no_registry_client("searching registries")
 }
 
-async fn auth() -> ApiError {
+async fn auth(body: Body) -> ApiError {
+    drain(body).await;
     no_registry_client("logging in to a registry")
 }

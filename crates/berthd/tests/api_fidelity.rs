@@ -259,3 +259,22 @@ fn network_names_are_anything_but_blank_as_in_dockerd() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("invalid name"), "{body}");
 }
+
+#[test]
+fn refused_parameters_get_dockers_json_errors_not_axums_words() {
+    let d = Daemon::with_busybox();
+    d.ok(&["create", "--name", "named", "busybox", "true"]);
+    let (status, body) = d.request("POST", "/containers/named/rename", "");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("\"message\":\"Neither old nor new names may be empty\""),
+        "{body}"
+    );
+    let (status, body) = d.request("POST", "/containers/named/resize?h=tall&w=80", "");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.starts_with("{\"message\":"), "{body}");
+    assert!(!body.contains("Failed to deserialize"), "{body}");
+    let (status, body) = d.request("GET", "/containers/create", "");
+    assert_eq!(status, 405, "{body}");
+    assert!(body.starts_with("{\"message\":"), "{body}");
+}

@@ -283,12 +283,13 @@ impl Daemon {
     pub fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         use std::io::{Read, Write};
         let mut s = std::os::unix::net::UnixStream::connect(self.socket()).unwrap();
-        write!(
-            s,
+        // One write: a server that answers before reading the body (and closes, as asked)
+        // must not make the test's own write fail halfway.
+        let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
-        )
-        .unwrap();
+        );
+        s.write_all(request.as_bytes()).unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         let status = out
