@@ -459,9 +459,17 @@ pub fn endpoint_settings(r: &Record) -> HashMap<String, EndpointSettings> {
                 gateway: Some(on.map(|e| e.gateway.to_string()).unwrap_or_default()),
                 ip_address: Some(on.map(|e| e.ip.to_string()).unwrap_or_default()),
                 ip_prefix_len: Some(on.map_or(0, |e| e.prefix as i64)),
-                ipv6_gateway: Some(String::new()),
-                global_ipv6_address: Some(String::new()),
-                global_ipv6_prefix_len: Some(0),
+                ipv6_gateway: Some(
+                    on.and_then(|e| e.gateway6)
+                        .map(|g| g.to_string())
+                        .unwrap_or_default(),
+                ),
+                global_ipv6_address: Some(
+                    on.and_then(|e| e.ip6)
+                        .map(|a| a.to_string())
+                        .unwrap_or_default(),
+                ),
+                global_ipv6_prefix_len: Some(on.and_then(|e| e.prefix6).map_or(0, i64::from)),
                 dns_names: user.then_some(dns_names),
                 driver_opts: None,
                 gw_priority: Some(0),

@@ -322,6 +322,13 @@ fn containers_get_ipv6_addresses_routes_hosts_and_aaaa_names() {
     }
     let members = net_inspect(&d, "v6net", "{{range .Containers}}{{.IPv6Address}}{{end}}");
     assert_eq!(members, "fd00:b0:11::2/64");
+    // The list has them too (docker-py's containers.list, `ps --format`).
+    let (_, list) = d.request("GET", "/containers/json", "");
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let s = &list[0]["NetworkSettings"]["Networks"]["v6net"];
+    assert_eq!(s["GlobalIPv6Address"], "fd00:b0:11::2", "{s}");
+    assert_eq!(s["IPv6Gateway"], "fd00:b0:11::1", "{s}");
+    assert_eq!(s["GlobalIPv6PrefixLen"], 64, "{s}");
     // --ip6, the IPv6 default route, both addresses in /etc/hosts, IPv6 not disabled.
     let out = d.ok(&[
         "run",
