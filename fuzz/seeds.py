@@ -84,6 +84,10 @@ for i, r in enumerate(["busybox", "docker.io/library/busybox:latest", "localhost
                        "ghcr.io/o/r@sha256:" + "a" * 64, "a:b@sha256:" + "0" * 64, "UPPER", "x//y"]):
     put("reference", str(i), r.encode())
 
+for i, f in enumerate(['{"label":["a=1","b"],"name":{"web":true}}', '{"until":["24h"]}',
+                       '{"dangling":["true"],"id":["^0123"]}', '{"label!":["x"],"name":["(a|b)+"]}']):
+    put("filters", str(i), f.encode())
+
 bodies = [
     {"Image": "busybox", "Cmd": ["sh", "-c", "true"], "Env": ["A=1"], "User": "1000:1000",
      "HostConfig": {"Binds": ["/tmp:/data:ro,rslave", "vol:/v"], "Memory": 1 << 26,

@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
             },
             init: None,
             netns: spec::NetNs::New,
+            link_env: &[],
         },
     );
 });
