@@ -11,32 +11,16 @@
 //! `wget -T` crashes on IPv6 addresses: `timeout` bounds it instead.)
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use berth_testkit::outside::{http_get, Family, Outside};
 use berth_testkit::Daemon;
 
 fn sh(cmd: &str) -> String {
     let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
-}
-
-/// An HTTP GET of `path` at `addr` (`[::1]:8080`); the body, or why not.
-fn http_get(addr: &str, path: &str) -> Result<String, String> {
-    let a: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
-    let mut s = TcpStream::connect_timeout(&a, Duration::from_secs(3))
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    // A CGI's own headers end in a bare "\n\n".
-    let body = out
-        .split_once("\r\n\r\n")
-        .or_else(|| out.split_once("\n\n"))
-        .map_or("", |(_, b)| b);
-    Ok(body.to_string())
 }
 
 /// Retries `f` for up to 10 s until it gives `want`.
@@ -52,122 +36,6 @@ fn eventually(what: &str, want: &str, f: impl Fn() -> Result<String, String>) {
 }
 
 const SERVE: &str = "mkdir /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www";
-
-/// A web server in a namespace outside the host, on a /64 of 2001:db8:b0::/48 (`far`, port
-/// 8080; the host's end is `near`), whose CGI answers with the address the request came
-/// from. Tests running at once each take a /64 of their own (held by a lock file). Removed
-/// when dropped.
-struct Outside {
-    ns: String,
-    veth: String,
-    near: String,
-    far: String,
-    server: Option<std::process::Child>,
-    _www: tempfile::TempDir,
-    _slot: std::fs::File,
-    slot_path: String,
-}
-
-impl Outside {
-    fn start() -> Outside {
-        let (slot, n) = (0..64u8)
-            .find_map(|n| {
-                use std::os::unix::fs::MetadataExt;
-                let path = format!("/run/berth-test-outside6-{n}.lock");
-                let f = std::fs::File::create(&path).ok()?;
-                f.try_lock().ok()?;
-                let same = std::fs::metadata(&path).ok()?.ino() == f.metadata().ok()?.ino();
-                same.then_some((f, n))
-            })
-            .expect("a free 2001:db8:b0::/48 slot");
-        let (ns, veth, peer) = (format!("bt6o{n}"), format!("bt6vo{n}"), format!("bt6vi{n}"));
-        // Whatever of them is there was left by a killed test holding this slot before.
-        let _ = Command::new("ip").args(["link", "del", &veth]).status();
-        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-        let addr = |host| std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xb0, n.into(), 0, 0, 0, host);
-        let (near, far) = (addr(1).to_string(), addr(2).to_string());
-        let www = tempfile::tempdir().unwrap();
-        let cgi = www.path().join("cgi-bin");
-        std::fs::create_dir(&cgi).unwrap();
-        let script = cgi.join("ip");
-        std::fs::write(
-            &script,
-            "#!/bin/busybox sh\necho 'Content-Type: text/plain'\necho\necho \"$REMOTE_ADDR\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let mut o = Outside {
-            ns: ns.clone(),
-            veth: veth.clone(),
-            near: near.clone(),
-            far: far.clone(),
-            server: None,
-            _www: www,
-            _slot: slot,
-            slot_path: format!("/run/berth-test-outside6-{n}.lock"),
-        };
-        for c in [
-            format!("ip netns add {ns}"),
-            format!("ip link add {veth} type veth peer name {peer}"),
-            format!("ip link set {peer} netns {ns}"),
-            format!("ip addr add {near}/64 dev {veth} nodad"),
-            format!("ip link set {veth} up"),
-            format!("ip -n {ns} addr add {far}/64 dev {peer} nodad"),
-            format!("ip -n {ns} link set {peer} up"),
-            format!("ip -n {ns} link set lo up"),
-        ] {
-            let st = Command::new("sh").arg("-c").arg(&c).status().unwrap();
-            assert!(st.success(), "{c}");
-        }
-        o.server = Some(
-            Command::new("ip")
-                .args(["netns", "exec", &ns, "busybox", "httpd", "-f", "-p"])
-                .arg(format!("[{far}]:8080"))
-                .arg("-h")
-                .arg(o._www.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let url = format!("[{far}]:8080");
-        eventually("the outside server", &format!("[{near}]"), || {
-            http_get(&url, "/cgi-bin/ip")
-        });
-        o
-    }
-
-    /// The CGI's address, as a container's wget takes it.
-    fn url(&self) -> String {
-        format!("http://[{}]:8080/cgi-bin/ip", self.far)
-    }
-
-    /// An HTTP GET from inside the outside namespace.
-    fn get(&self, url: &str) -> String {
-        let o = Command::new("ip")
-            .args([
-                "netns", "exec", &self.ns, "busybox", "timeout", "3", "wget", "-qO-", url,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-}
-
-impl Drop for Outside {
-    fn drop(&mut self) {
-        if let Some(mut s) = self.server.take() {
-            let _ = s.kill();
-            let _ = s.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.veth])
-            .status();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        let _ = std::fs::remove_file(&self.slot_path);
-    }
-}
 
 fn inspect(d: &Daemon, what: &str, format: &str) -> String {
     d.ok(&["inspect", "-f", format, what]).trim().to_string()
@@ -405,7 +273,7 @@ fn containers_get_ipv6_addresses_routes_hosts_and_aaaa_names() {
 #[test]
 fn published_ports_answer_on_ipv6_from_the_host_outside_and_other_containers() {
     let d = Daemon::with_busybox();
-    let outside = Outside::start();
+    let outside = Outside::start(Family::V6);
     ok(
         &d,
         "network create --ipv6 --subnet 10.250.21.0/24 --subnet fd00:b0:21::/64 pub6",
@@ -500,7 +368,7 @@ fn published_ports_answer_on_ipv6_from_the_host_outside_and_other_containers() {
 #[test]
 fn nat66_routed_internal_and_isolation() {
     let d = Daemon::with_busybox();
-    let outside = Outside::start();
+    let outside = Outside::start(Family::V6);
     let net = |name: &str, n: u8, extra: &[&str]| {
         let (v4, v6) = (format!("10.250.{n}.0/24"), format!("fd00:b0:{n}::/64"));
         let mut args = vec![

@@ -7,27 +7,17 @@
 //! with TEST-NET-2 addresses and no route back to any container subnet: a container reaches
 //! it only through berth's masquerade.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::io::Read;
+use std::net::{Ipv4Addr, TcpListener};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use berth_testkit::outside::{http_get, Family, Outside};
 use berth_testkit::{have_docker_cli, Daemon};
 
 fn sh(cmd: &str) -> String {
     let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// An HTTP GET of `path` at `addr`; the body, or why not.
-fn http_get(addr: &str, path: &str) -> Result<String, String> {
-    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(3))
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    Ok(out.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
 }
 
 /// The host's primary address: the one on its default route's interface.
@@ -46,119 +36,6 @@ fn primary_ip() -> Ipv4Addr {
         .and_then(|a| a.split('/').next())
         .and_then(|a| a.parse().ok())
         .expect("an address on the default route's interface")
-}
-
-/// A web server in a namespace outside the host, on a /30 of 198.51.100.0/24 (`far`, port
-/// 8080; the host's end is `near`), whose CGI answers with the address the request came from.
-/// Tests running at once each take a /30 of their own (held by a lock file). Removed when
-/// dropped.
-struct Outside {
-    ns: String,
-    veth: String,
-    near: String,
-    far: String,
-    server: Option<std::process::Child>,
-    _www: tempfile::TempDir,
-    /// The locked slot file and its path, removed on drop.
-    _slot: std::fs::File,
-    slot_path: String,
-}
-
-impl Outside {
-    fn start() -> Outside {
-        // Two interfaces with the same subnet would steal each other's traffic. The lock
-        // file is removed on drop, so a lock only counts if the path is still that file.
-        // The slot names the namespace and veth too: whatever of them is there while this
-        // process holds the slot was left by a killed test, and is removed first.
-        let (slot, n) = (0..64u8)
-            .find_map(|n| {
-                use std::os::unix::fs::MetadataExt;
-                let path = format!("/run/berth-test-outside-{n}.lock");
-                let f = std::fs::File::create(&path).ok()?;
-                f.try_lock().ok()?;
-                let same = std::fs::metadata(&path).ok()?.ino() == f.metadata().ok()?.ino();
-                same.then_some((f, n))
-            })
-            .expect("a free 198.51.100.0/30 slot");
-        let (ns, veth, tag) = (format!("btout{n}"), format!("btvo{n}"), n.to_string());
-        let _ = Command::new("ip").args(["link", "del", &veth]).status();
-        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-        let near = format!("198.51.100.{}", n * 4 + 1);
-        let far = format!("198.51.100.{}", n * 4 + 2);
-        let www = tempfile::tempdir().unwrap();
-        let cgi = www.path().join("cgi-bin");
-        std::fs::create_dir(&cgi).unwrap();
-        let script = cgi.join("ip");
-        std::fs::write(
-            &script,
-            "#!/bin/busybox sh\necho 'Content-Type: text/plain'\necho\necho \"$REMOTE_ADDR\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let mut o = Outside {
-            ns: ns.clone(),
-            veth: veth.clone(),
-            near: near.clone(),
-            far: far.clone(),
-            server: None,
-            _www: www,
-            _slot: slot,
-            slot_path: format!("/run/berth-test-outside-{n}.lock"),
-        };
-        for c in [
-            format!("ip netns add {ns}"),
-            format!("ip link add {veth} type veth peer name btvi{tag}"),
-            format!("ip link set btvi{tag} netns {ns}"),
-            format!("ip addr add {near}/30 dev {veth}"),
-            format!("ip link set {veth} up"),
-            format!("ip -n {ns} addr add {far}/30 dev btvi{tag}"),
-            format!("ip -n {ns} link set btvi{tag} up"),
-            format!("ip -n {ns} link set lo up"),
-        ] {
-            let st = Command::new("sh").arg("-c").arg(&c).status().unwrap();
-            assert!(st.success(), "{c}");
-        }
-        o.server = Some(
-            Command::new("ip")
-                .args(["netns", "exec", &ns, "busybox", "httpd", "-f", "-p"])
-                .arg(format!("{far}:8080"))
-                .arg("-h")
-                .arg(o._www.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while http_get(&format!("{far}:8080"), "/cgi-bin/ip").is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the outside server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        o
-    }
-
-    /// The CGI's address.
-    fn url(&self) -> String {
-        format!("http://{}:8080/cgi-bin/ip", self.far)
-    }
-}
-
-impl Drop for Outside {
-    fn drop(&mut self) {
-        if let Some(mut s) = self.server.take() {
-            let _ = s.kill();
-            let _ = s.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.veth])
-            .status();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        let _ = std::fs::remove_file(&self.slot_path);
-    }
 }
 
 fn tag() -> String {
@@ -431,7 +308,7 @@ fn published_ports_reach_the_container_from_the_host_and_are_freed_on_exit() {
 #[test]
 fn containers_reach_outside_through_nat_and_internal_networks_cannot() {
     let d = Daemon::with_busybox();
-    let outside = Outside::start();
+    let outside = Outside::start(Family::V4);
     // The outside has no route to any container: it sees the host's address.
     let seen = d.ok(&["run", "--rm", "busybox", "wget", "-qO-", &outside.url()]);
     assert_eq!(seen.trim(), outside.near);
@@ -1089,7 +966,7 @@ fn two_hundred_create_remove_cycles_leave_nothing_on_the_host() {
 fn berth_and_a_networked_dockerd_live_side_by_side() {
     let mut d = Daemon::with_busybox();
     let t = tag();
-    let outside = Outside::start();
+    let outside = Outside::start(Family::V4);
     let docker = berth_testkit::Dockerd::start_networked(&format!("btdk{t}"), "10.233.0.1/24");
     let tar = berth_testkit::busybox_archive(docker.dir.path());
     docker.ok(&["load", "-i", tar.to_str().unwrap()]);

@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod outside;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
